@@ -1,0 +1,38 @@
+//! Custom ops on dfdx's tape: 2-D convolution and pooling, a CPU kernel and a
+//! device-generic composition of dfdx ops for each.
+//!
+//! dfdx 0.13 has no convolution or pooling on stable Rust. Each op here is a
+//! device trait ([`Conv2dKernel`], [`Pool2dKernel`]) whose CPU impl runs the fast
+//! slice kernels in `cpu.rs` and registers their backward on the input's tape
+//! through dfdx's public API (`split_tape`, `Tape::add_backward_op`,
+//! `Gradients::get_or_alloc_mut`, `put_tape`). The `composed` versions build the same
+//! op from dfdx ops that already run on every device (gather + matmul, window
+//! reductions), so dfdx's own autodiff differentiates them; the CUDA device uses them.
+
+pub mod conv2d;
+pub mod geometry;
+pub mod pool2d;
+
+pub use conv2d::Conv2dKernel;
+pub use geometry::{Conv2dGeometry, Pool2dGeometry};
+pub use pool2d::{Pool2dKernel, PoolKind};
+
+/// A device with every shapesafe kernel for dtype `E`.
+///
+/// # Shapes
+/// Not a layer; it is the bound layers put on their device.
+///
+/// ```
+/// fn needs_kernels<D: shapesafe::kernels::KernelDevice<f32>>(_: &D) {}
+/// needs_kernels(&shapesafe::prelude::Cpu::default());
+/// ```
+pub trait KernelDevice<E: dfdx::shapes::Dtype>: Conv2dKernel<E> + Pool2dKernel<E> {}
+
+impl<E: dfdx::shapes::Dtype, D: Conv2dKernel<E> + Pool2dKernel<E>> KernelDevice<E> for D {}
+
+/// `dst += src`, elementwise: dfdx gradients accumulate.
+pub(crate) fn accumulate<E: Copy + core::ops::AddAssign>(dst: &mut [E], src: &[E]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += *s;
+    }
+}

@@ -1,0 +1,5 @@
+//! The model zoo: classic architectures as types, each with its shape contract asserted.
+
+pub mod lenet;
+
+pub use lenet::LeNet5;

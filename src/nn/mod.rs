@@ -1,0 +1,29 @@
+//! Layers: builder types (architectures) and the modules they build on a device.
+
+pub mod activation;
+pub mod conv;
+pub mod flatten;
+pub mod linear;
+pub mod pool;
+
+/// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
+pub mod builders {
+    pub use super::activation::{
+        Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
+    };
+    pub use super::conv::builder::Conv2d;
+    pub use super::flatten::Flatten;
+    pub use super::linear::builder::Linear;
+    pub use super::pool::{AvgPool2d, MaxPool2d};
+}
+
+/// The modules builders build: tensors on a device, ready for `forward`.
+pub mod modules {
+    pub use super::activation::{
+        Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
+    };
+    pub use super::conv::Conv2d;
+    pub use super::flatten::Flatten;
+    pub use super::linear::Linear;
+    pub use super::pool::{AvgPool2d, MaxPool2d};
+}

@@ -1,0 +1,14 @@
+//! The shape engine: computed dim types, compile-time checks and their messages, shape inference.
+
+mod checks;
+mod contract;
+mod dims;
+mod infer;
+mod message;
+
+pub use checks::*;
+pub use dims::{
+    product, window_output, ConvOut, Flattened, PerGroup, PoolOut, StaticDim, StaticShape,
+};
+pub use infer::{ShapeInfer, Summary, SummaryRow};
+pub use message::Message;
