@@ -47,9 +47,10 @@ fn vgg_conv(c: &mut Criterion) {
     let w = conv.weight.clone().reshape_like(&(64, 64, 3, 3));
     let bias = conv.bias.clone().reshape_like(&(64,));
     group.throughput(Throughput::Elements(FORWARD_FLOPS));
-    group.bench_function("composed forward, the CUDA path run on CPU (elements = flops)", |b| {
-        b.iter(|| composed::conv2d(xd.clone(), w.clone(), bias.clone(), &g).unwrap())
-    });
+    group.bench_function(
+        "composed forward, the CUDA path run on CPU (elements = flops)",
+        |b| b.iter(|| composed::conv2d(xd.clone(), w.clone(), bias.clone(), &g).unwrap()),
+    );
     group.finish();
 }
 

@@ -14,7 +14,8 @@ fn training_step(c: &mut Criterion) {
     // Gradients move through each step, as in a training loop.
     let mut grads = Some(model.alloc_grads());
     let x: Tensor<Rank4<BATCH, 1, 28, 28>, f32, _> = dev.sample_normal();
-    let y: Tensor<Rank2<BATCH, 10>, f32, _> = dev.sample_normal::<Rank2<BATCH, 10>>().softmax::<Axis<1>>();
+    let y: Tensor<Rank2<BATCH, 10>, f32, _> =
+        dev.sample_normal::<Rank2<BATCH, 10>>().softmax::<Axis<1>>();
     let mut group = c.benchmark_group("lenet5");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("training step, batch 64 (elements = images)", |b| {

@@ -42,6 +42,9 @@ pub mod nn;
 pub mod shape;
 pub mod train;
 
+#[cfg(test)]
+mod test_util;
+
 pub use error::{Error, Result};
 
 /// Everything a user needs: shapesafe's layers and shape engine, and dfdx's

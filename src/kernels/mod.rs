@@ -13,6 +13,10 @@ pub mod conv2d;
 pub mod geometry;
 pub mod pool2d;
 
+use dfdx::prelude::{
+    Cpu, CpuError, Device, Dtype, HasShape, ReshapeTo, Shape, SplitTape, Tape, Tensor,
+};
+
 pub use conv2d::Conv2dKernel;
 pub use geometry::{Conv2dGeometry, Pool2dGeometry};
 pub use pool2d::{Pool2dKernel, PoolKind};
@@ -26,9 +30,30 @@ pub use pool2d::{Pool2dKernel, PoolKind};
 /// fn needs_kernels<D: shapesafe::kernels::KernelDevice<f32>>(_: &D) {}
 /// needs_kernels(&shapesafe::prelude::Cpu::default());
 /// ```
-pub trait KernelDevice<E: dfdx::shapes::Dtype>: Conv2dKernel<E> + Pool2dKernel<E> {}
+pub trait KernelDevice<E: Dtype>: Conv2dKernel<E> + Pool2dKernel<E> {}
 
-impl<E: dfdx::shapes::Dtype, D: Conv2dKernel<E> + Pool2dKernel<E>> KernelDevice<E> for D {}
+impl<E: Dtype, D: Conv2dKernel<E> + Pool2dKernel<E>> KernelDevice<E> for D {}
+
+/// Makes `input` contiguous, splits off its tape and copies its values out, in the
+/// layout the CPU kernels read (NCHW, row-major).
+pub(crate) fn host_input<S, E, T>(
+    input: Tensor<S, E, Cpu, T>,
+) -> Result<HostInput<S, E, T>, CpuError>
+where
+    S: Shape,
+    E: Dtype,
+    Cpu: Device<E>,
+    T: Tape<E, Cpu>,
+{
+    // The kernels read physical memory, so the input must be laid out as its shape says.
+    let (input, tape) = input.try_contiguous()?.split_tape();
+    let mut values = vec![E::default(); input.shape().num_elements()];
+    input.copy_into(&mut values);
+    Ok((input, tape, values))
+}
+
+/// What [`host_input`] returns: the input without its tape, the tape, and its values.
+pub(crate) type HostInput<S, E, T> = (Tensor<S, E, Cpu>, T, Vec<E>);
 
 /// `dst += src`, elementwise: dfdx gradients accumulate.
 pub(crate) fn accumulate<E: Copy + core::ops::AddAssign>(dst: &mut [E], src: &[E]) {

@@ -1,13 +1,14 @@
 //! `Conv2d`: 2-D convolution with bias, grouped and dilated, shapes checked at compile time.
 
+use super::init::uniform_fan_in;
 use crate::kernels::{Conv2dGeometry, Conv2dKernel};
 use crate::shape::{check_conv2d, conv2d_name, ConvOut, PerGroup, ShapeInfer, StaticDim};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, NonMutableModule};
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
-use rand_distr::{uniform::SampleUniform, Uniform};
+use rand_distr::uniform::SampleUniform;
 
-/// The builder (architecture) type of [`Conv2d`](self::Conv2d).
+/// The builder (architecture) type of [`Conv2d`].
 pub mod builder {
     /// 2-D convolution over `(C, H, W)` images, with bias.
     ///
@@ -139,11 +140,10 @@ impl<
                     |s| &s.weight,
                     |s| &mut s.weight,
                     TensorOptions::reset_with(|t| {
-                        // PyTorch's default, kaiming_uniform(a = sqrt(5)), is ±1/sqrt(fan_in).
-                        let fan_in =
-                            (<PerGroup<IN, GROUPS> as ConstDim>::SIZE * KERNEL * KERNEL).max(1);
-                        let bound = E::one() / E::from(fan_in).unwrap_or(E::one()).sqrt();
-                        t.try_fill_with_distr(Uniform::new(-bound, bound))
+                        uniform_fan_in(
+                            t,
+                            <PerGroup<IN, GROUPS> as ConstDim>::SIZE * KERNEL * KERNEL,
+                        )
                     }),
                 ),
                 Self::tensor(
@@ -151,11 +151,10 @@ impl<
                     |s| &s.bias,
                     |s| &mut s.bias,
                     TensorOptions::reset_with(|t| {
-                        // PyTorch's default, kaiming_uniform(a = sqrt(5)), is ±1/sqrt(fan_in).
-                        let fan_in =
-                            (<PerGroup<IN, GROUPS> as ConstDim>::SIZE * KERNEL * KERNEL).max(1);
-                        let bound = E::one() / E::from(fan_in).unwrap_or(E::one()).sqrt();
-                        t.try_fill_with_distr(Uniform::new(-bound, bound))
+                        uniform_fan_in(
+                            t,
+                            <PerGroup<IN, GROUPS> as ConstDim>::SIZE * KERNEL * KERNEL,
+                        )
                     }),
                 ),
             ),

@@ -1,12 +1,13 @@
 //! `Linear`: a fully connected layer that accepts any computed input dim of the right size.
 
+use super::init::uniform_fan_in;
 use crate::shape::{check_linear, linear_name, ShapeInfer, StaticDim};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, NonMutableModule};
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
-use rand_distr::{uniform::SampleUniform, Uniform};
+use rand_distr::uniform::SampleUniform;
 
-/// The builder (architecture) type of [`Linear`](self::Linear).
+/// The builder (architecture) type of [`Linear`].
 pub mod builder {
     /// Fully connected layer `y = x W^T + b`.
     ///
@@ -81,23 +82,13 @@ where
                     "weight",
                     |s| &s.weight,
                     |s| &mut s.weight,
-                    TensorOptions::reset_with(|t| {
-                        // PyTorch's default, kaiming_uniform(a = sqrt(5)), is ±1/sqrt(fan_in).
-                        let fan_in = (IN).max(1);
-                        let bound = E::one() / E::from(fan_in).unwrap_or(E::one()).sqrt();
-                        t.try_fill_with_distr(Uniform::new(-bound, bound))
-                    }),
+                    TensorOptions::reset_with(|t| uniform_fan_in(t, IN)),
                 ),
                 Self::tensor(
                     "bias",
                     |s| &s.bias,
                     |s| &mut s.bias,
-                    TensorOptions::reset_with(|t| {
-                        // PyTorch's default, kaiming_uniform(a = sqrt(5)), is ±1/sqrt(fan_in).
-                        let fan_in = (IN).max(1);
-                        let bound = E::one() / E::from(fan_in).unwrap_or(E::one()).sqrt();
-                        t.try_fill_with_distr(Uniform::new(-bound, bound))
-                    }),
+                    TensorOptions::reset_with(|t| uniform_fan_in(t, IN)),
                 ),
             ),
             |(weight, bias)| Linear { weight, bias },

@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod conv;
 pub mod flatten;
+mod init;
 pub mod linear;
 pub mod pool;
 

@@ -606,6 +606,7 @@ fn add_assign<E: Float>(acc: &mut [E], other: &[E]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::assert_close;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -718,18 +719,6 @@ mod tests {
             gw[wi] += gy[yi] * x[xi];
         });
         (gx, gw, gb)
-    }
-
-    fn assert_close<T: Copy + Into<f64>>(what: &str, actual: &[T], expected: &[f64], tol: f64) {
-        assert_eq!(actual.len(), expected.len(), "{what}: length");
-        for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-            let a: f64 = a.into();
-            let diff = (a - e).abs();
-            assert!(
-                diff <= tol * (1.0 + e.abs()),
-                "{what}[{i}]: actual {a}, expected {e}, difference {diff}"
-            );
-        }
     }
 
     /// Both batch strategies must be exercised whatever the host's core count, so the

@@ -3,10 +3,8 @@
 pub mod composed;
 pub mod cpu;
 
-use super::{accumulate, Conv2dGeometry};
-use dfdx::prelude::{
-    Cpu, Device, Dtype, HasShape, PutTape, ReshapeTo, Shape, SplitTape, Tape, Tensor, TensorFromVec,
-};
+use super::{accumulate, host_input, Conv2dGeometry};
+use dfdx::prelude::{Cpu, Device, Dtype, PutTape, Shape, Tape, Tensor, TensorFromVec};
 
 /// A device that can run a 2-D convolution with autodiff.
 ///
@@ -56,11 +54,7 @@ macro_rules! cpu_conv2d_impl {
                 out_shape: O,
             ) -> Result<Tensor<O, $dtype, Self, T>, Self::Err> {
                 let g = geometry;
-                // The kernels read physical memory, so the input must be laid out as its shape says.
-                let input = input.try_contiguous()?;
-                let (input, mut tape) = input.split_tape();
-                let mut x = vec![0.0; input.shape().num_elements()];
-                input.copy_into(&mut x);
+                let (input, mut tape, x) = host_input(input)?;
                 let w = weight.as_vec();
                 let b = bias.as_vec();
                 let mut y = vec![0.0; out_shape.num_elements()];

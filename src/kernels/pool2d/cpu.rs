@@ -248,6 +248,7 @@ fn max_plane<E: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::assert_close;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -345,18 +346,6 @@ mod tests {
         let area = (g.kernel * g.kernel) as f64;
         for_each_tap(g, |yi, xi| gx[xi] += gy[yi] / area);
         gx
-    }
-
-    fn assert_close<T: Copy + Into<f64>>(what: &str, actual: &[T], expected: &[f64], tol: f64) {
-        assert_eq!(actual.len(), expected.len(), "{what}: length");
-        for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-            let a: f64 = a.into();
-            let diff = (a - e).abs();
-            assert!(
-                diff <= tol * (1.0 + e.abs()),
-                "{what}[{i}]: actual {a}, expected {e}, difference {diff}"
-            );
-        }
     }
 
     /// Every valid geometry of the test grid, on a 7x9 input.

@@ -3,10 +3,8 @@
 pub mod composed;
 pub mod cpu;
 
-use super::Pool2dGeometry;
-use dfdx::prelude::{
-    Cpu, Device, Dtype, HasShape, PutTape, ReshapeTo, Shape, SplitTape, Tape, Tensor, TensorFromVec,
-};
+use super::{host_input, Pool2dGeometry};
+use dfdx::prelude::{Cpu, Device, Dtype, PutTape, Shape, Tape, Tensor, TensorFromVec};
 
 /// Which reduction a pooling window applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,10 +54,7 @@ macro_rules! cpu_pool2d_impl {
                 out_shape: O,
             ) -> Result<Tensor<O, $dtype, Self, T>, Self::Err> {
                 let g = geometry;
-                let input = input.try_contiguous()?;
-                let (input, mut tape) = input.split_tape();
-                let mut x = vec![0.0; input.shape().num_elements()];
-                input.copy_into(&mut x);
+                let (input, mut tape, x) = host_input(input)?;
                 let mut y = vec![0.0; out_shape.num_elements()];
                 // Backward needs only the argmax (max) or nothing (avg), not the input.
                 let argmax = match kind {
