@@ -3,7 +3,14 @@
 //!
 //! ```text
 //! cargo run --release --example lenet -- [--epochs N] [--batch-size B] [--lr LR]
-//!     [--data DIR] [--save FILE] [--seed S]
+//!     [--lr-decay GAMMA] [--data DIR] [--save FILE] [--seed S]
+//! ```
+//!
+//! The learning rate is multiplied by GAMMA after every epoch (PyTorch's
+//! `ExponentialLR`): Adam at a fixed rate keeps oscillating at the end, and
+//! a decaying rate settles it.
+//!
+//! ```text
 //! ```
 
 use rand::{rngs::StdRng, SeedableRng};
@@ -23,6 +30,7 @@ struct Args {
     epochs: usize,
     batch_size: usize,
     lr: f64,
+    lr_decay: f64,
     data: PathBuf,
     save: PathBuf,
     seed: u64,
@@ -36,6 +44,7 @@ fn parse_args() -> Result<Args> {
         epochs: 4,
         batch_size: 64,
         lr: 1e-3,
+        lr_decay: 0.5,
         data: data_dir().join("mnist"),
         save: PathBuf::from("lenet5.safetensors"),
         seed: 0,
@@ -59,6 +68,7 @@ fn parse_args() -> Result<Args> {
                 }
             }
             "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
+            "--lr-decay" => args.lr_decay = value.parse().map_err(|_| bad("a number"))?,
             "--data" => args.data = PathBuf::from(value),
             "--save" => args.save = PathBuf::from(value),
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
@@ -81,14 +91,16 @@ fn run<const B: usize>(args: &Args, mnist: &Mnist) -> Result<()> {
     );
     println!("{}", Summary::of::<LeNet5, Rank3<1, 28, 28>>());
     println!(
-        "\ntraining on {} images, testing on {}, batch {B}, Adam lr {}, {} epochs\n",
+        "\ntraining on {} images, testing on {}, batch {B}, Adam lr {} x {} per epoch, {} epochs\n",
         mnist.train.len(),
         mnist.test.len(),
         args.lr,
+        args.lr_decay,
         args.epochs
     );
     let start = Instant::now();
     for epoch in 1..=args.epochs {
+        opt.cfg.lr = args.lr * args.lr_decay.powi(epoch as i32 - 1);
         let batcher = Batcher::shuffled(&mnist.train, &mut rng);
         let epoch_start = Instant::now();
         let stats = train_epoch::<B, _, _, _>(
@@ -111,8 +123,9 @@ fn run<const B: usize>(args: &Args, mnist: &Mnist) -> Result<()> {
         )?;
         let test = evaluate::<B, _, _>(&model, &mnist.test, &dev)?;
         println!(
-            "\repoch {epoch}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%  ({:.1} s, {:.0} img/s)",
+            "\repoch {epoch}/{} (lr {:.2e}): train loss {:.4}, test loss {:.4}, test accuracy {:.2}%  ({:.1} s, {:.0} img/s)",
             args.epochs,
+            opt.cfg.lr,
             stats.loss,
             test.loss,
             100.0 * test.accuracy,
