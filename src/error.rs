@@ -109,6 +109,13 @@ pub enum Error {
     },
     /// A command-line argument is missing, unknown or malformed.
     Usage(String),
+    /// An example was asked for past the end of a data set.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// How many examples there are.
+        len: usize,
+    },
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.
@@ -204,6 +211,10 @@ impl fmt::Display for Error {
                 write!(f, "The weights {} could not be used: {reason}.", describe(path))
             }
             Error::Usage(message) => write!(f, "{message}"),
+            Error::IndexOutOfRange { index, len } => write!(
+                f,
+                "Example {index} was asked for, but the data set has only {len} examples."
+            ),
             Error::ShapeMismatch {
                 what,
                 expected,

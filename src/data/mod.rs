@@ -24,6 +24,7 @@
 //! ```
 
 mod batcher;
+mod dataset;
 mod idx;
 mod mnist;
 
@@ -31,6 +32,7 @@ pub use batcher::{
     normalize_pixel, Batch, Batcher, DynBatch, DynImageBatch, DynTargetBatch, ImageBatch,
     TargetBatch,
 };
+pub use dataset::{Batchable, Dataset};
 pub use idx::{
     parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, IdxImages,
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
