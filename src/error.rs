@@ -109,6 +109,15 @@ pub enum Error {
     },
     /// A command-line argument is missing, unknown or malformed.
     Usage(String),
+    /// Training produced a NaN or infinity.
+    NonFinite {
+        /// Epoch (from 1) in which it happened.
+        epoch: usize,
+        /// Optimizer step (from 1, counted over the whole run) at which it happened.
+        step: usize,
+        /// What was not finite: the loss, or the gradient of a named parameter.
+        what: String,
+    },
     /// An example was asked for past the end of a data set.
     IndexOutOfRange {
         /// The index asked for.
@@ -211,6 +220,10 @@ impl fmt::Display for Error {
                 write!(f, "The weights {} could not be used: {reason}.", describe(path))
             }
             Error::Usage(message) => write!(f, "{message}"),
+            Error::NonFinite { epoch, step, what } => write!(
+                f,
+                "Training stopped at epoch {epoch}, step {step}: the {what} is not finite (NaN or infinity). Lower the learning rate or clip gradients."
+            ),
             Error::IndexOutOfRange { index, len } => write!(
                 f,
                 "Example {index} was asked for, but the data set has only {len} examples."

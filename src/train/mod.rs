@@ -1,7 +1,16 @@
-//! Training helpers for image classifiers: one epoch of training, evaluation, weights on disk.
+//! Training: the epoch loop, evaluation, metrics, schedules, early stopping, curves, weights on disk.
 
 mod checkpoint;
 mod classify;
+mod early_stopping;
+mod history;
+mod metrics;
+pub mod plot;
+mod schedule;
 
 pub use checkpoint::{load_weights, save_atomic};
 pub use classify::{count_correct, evaluate, train_epoch, EpochStats, Evaluation};
+pub use early_stopping::{EarlyStopping, Monitor, StopDecision};
+pub use history::{EpochRecord, History};
+pub use metrics::{argmax, in_top_k, ConfusionMatrix};
+pub use schedule::LrSchedule;
