@@ -39,6 +39,7 @@ mod error;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod optim;
 pub mod shape;
 pub mod train;
 

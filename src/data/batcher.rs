@@ -27,7 +27,10 @@ pub type DynImageBatch<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32,
 pub type DynTargetBatch<D> = Tensor<(usize, Const<10>), f32, D>;
 
 /// A full batch: images, one-hot targets, and the raw labels (for counting correct answers).
-pub type Batch<const B: usize, D> = (ImageBatch<B, D>, TargetBatch<B, D>, Vec<usize>);
+///
+/// (Named `StaticBatch` so that [`Batch`](super::Batch) can be the
+/// [`DataLoader`](super::DataLoader)'s batch of any data set.)
+pub type StaticBatch<const B: usize, D> = (ImageBatch<B, D>, TargetBatch<B, D>, Vec<usize>);
 
 /// A runtime-sized batch: images, one-hot targets, and the raw labels.
 pub type DynBatch<D> = (DynImageBatch<D>, DynTargetBatch<D>, Vec<usize>);
@@ -128,7 +131,7 @@ impl<'a> Batcher<'a> {
     pub fn batches<'s, const B: usize, D>(
         &'s self,
         dev: &'s D,
-    ) -> impl Iterator<Item = Result<Batch<B, D>>> + 's
+    ) -> impl Iterator<Item = Result<StaticBatch<B, D>>> + 's
     where
         D: TensorFromVec<f32>,
     {

@@ -85,6 +85,82 @@ impl Mnist {
     }
 }
 
+/// The ten Fashion-MNIST classes, by label: torchvision's `FashionMNIST.classes`.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Where Debian's `dataset-fashion-mnist` package (`apt-get install dataset-fashion-mnist`)
+/// puts the four Fashion-MNIST files.
+pub const FASHION_MNIST_DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Zalando's Fashion-MNIST: 28x28 grey images of clothing in 10 classes, a drop-in
+/// replacement for MNIST in the same IDX format and file names.
+///
+/// Nothing is downloaded: point [`FashionMnist::load`] at a folder that holds the files, such
+/// as [`FASHION_MNIST_DEBIAN_DIR`] once Debian's `dataset-fashion-mnist` package is installed.
+/// The splits are [`MnistSplit`]s, so everything that takes MNIST takes Fashion-MNIST.
+/// Normalise with [`Normalize::fashion_mnist`](super::Normalize::fashion_mnist).
+///
+/// ```no_run
+/// use shapesafe::data::{FashionMnist, FASHION_MNIST_DEBIAN_DIR};
+/// let fashion = FashionMnist::load(FASHION_MNIST_DEBIAN_DIR)?;
+/// assert_eq!((fashion.train.len(), fashion.test.len()), (60_000, 10_000));
+/// println!("first label: {}", fashion.class_name(fashion.train.labels[0]).unwrap());
+/// # Ok::<(), shapesafe::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FashionMnist {
+    /// The training split (60,000 images).
+    pub train: MnistSplit,
+    /// The test split (10,000 images).
+    pub test: MnistSplit,
+}
+
+impl FashionMnist {
+    /// Loads both splits from `dir`, which must hold the four files under MNIST's standard
+    /// names (`train-images-idx3-ubyte.gz` and so on, gzip-compressed or not).
+    ///
+    /// # Errors
+    /// Any error of [`MnistSplit::load`].
+    ///
+    /// ```
+    /// use shapesafe::data::{data_dir, FashionMnist};
+    /// // Any folder of MNIST-format files loads; here, MNIST itself.
+    /// let data = FashionMnist::load(data_dir().join("mnist-small"))?;
+    /// assert_eq!(data.test.len(), 1000);
+    /// assert!(FashionMnist::load(data_dir().join("no-such-folder")).is_err());
+    /// # Ok::<(), shapesafe::Error>(())
+    /// ```
+    pub fn load(dir: impl AsRef<Path>) -> Result<FashionMnist> {
+        let Mnist { train, test } = Mnist::load(dir)?;
+        Ok(FashionMnist { train, test })
+    }
+
+    /// The name of class `label` (`"Ankle boot"` for 9), or `None` if there is no such class.
+    ///
+    /// ```
+    /// # use shapesafe::data::{FashionMnist, MnistSplit};
+    /// # let s = MnistSplit::new(vec![], vec![])?;
+    /// # let fashion = FashionMnist { train: s.clone(), test: s };
+    /// assert_eq!(fashion.class_name(0), Some("T-shirt/top"));
+    /// assert_eq!(fashion.class_name(10), None);
+    /// # Ok::<(), shapesafe::Error>(())
+    /// ```
+    pub fn class_name(&self, label: u8) -> Option<&'static str> {
+        FASHION_MNIST_CLASSES.get(usize::from(label)).copied()
+    }
+}
+
 /// Picks `dir/name` if it exists, else `dir/name` without `.gz` if that exists; otherwise
 /// `dir/name`, so the "not found" error names the standard file.
 fn find(dir: &Path, name: &str) -> PathBuf {

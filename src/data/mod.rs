@@ -1,43 +1,60 @@
-//! Data loading: IDX files, the MNIST data set, and typed tensor batches for dfdx.
+//! Data loading: IDX files, MNIST and Fashion-MNIST, scikit-learn's digits, typed batches,
+//! and PyTorch-style data loaders with torchvision-style transforms.
 //!
-//! The usual path is [`Mnist::load`] to read the files once, then a [`Batcher`] per epoch to
-//! serve them as `(Const<B>, Const<1>, Const<28>, Const<28>)` image tensors with one-hot targets.
+//! Any [`Dataset`] (MNIST splits, [`Digits`], a [`Subset`] of either) goes through a
+//! [`DataLoader`], which serves shuffled, augmented [`Batch`]es whose inputs are typed dfdx
+//! tensors. The older [`Batcher`] serves MNIST with the batch size in the type.
 //!
 //! # Example
-//! ```no_run
+//! ```
 //! use dfdx::tensor::Cpu;
-//! use shapesafe::data::{data_dir, Batcher, Mnist};
+//! use shapesafe::data::{data_dir, random_split, DataLoader, Digits, Normalize, RandomAffine};
 //!
-//! let mnist = Mnist::load(data_dir().join("mnist-small"))?;
+//! let digits = Digits::load(data_dir().join("sklearn-digits/digits.csv.gz"))?;
+//! let parts = random_split(&digits, &[0.8, 0.2], 0)?;
+//! let (train, valid) = (&parts[0], &parts[1]);
 //! let dev = Cpu::default();
-//! let batcher = Batcher::new(&mnist.test);
+//! let loader = DataLoader::new(train, 64)?
+//!     .shuffle(0)
+//!     .transform((RandomAffine::new(10.0), Normalize::new(vec![0.3], vec![0.4])?));
 //! let mut seen = 0;
-//! for batch in batcher.batches::<64, _>(&dev) {
-//!     let (_images, _targets, labels) = batch?;
-//!     seen += labels.len();
+//! for batch in loader.epoch(0, &dev) {
+//!     seen += batch?.len();
 //! }
-//! if let Some((_images, _targets, labels)) = batcher.tail::<64, _>(&dev)? {
-//!     seen += labels.len();
-//! }
-//! assert_eq!(seen, 1000);
+//! assert_eq!(seen, 1438);
+//! assert_eq!(DataLoader::new(valid, 64)?.len(), 6);
 //! # Ok::<(), shapesafe::Error>(())
 //! ```
 
 mod batcher;
 mod dataset;
+mod digits;
 mod idx;
+mod loader;
 mod mnist;
+mod subset;
+mod transforms;
 
 pub use batcher::{
-    normalize_pixel, Batch, Batcher, DynBatch, DynImageBatch, DynTargetBatch, ImageBatch,
+    normalize_pixel, Batcher, DynBatch, DynImageBatch, DynTargetBatch, ImageBatch, StaticBatch,
     TargetBatch,
 };
 pub use dataset::{Batchable, Dataset};
+pub use digits::{
+    Digits, DIGITS_CLASSES, DIGITS_FILE, DIGITS_MAX_BYTES, DIGITS_MAX_VALUE, DIGITS_PIXELS,
+};
 pub use idx::{
     parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, IdxImages,
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
 };
+pub use loader::{one_hot, Batch, DataLoader, Epoch};
 pub use mnist::{
-    data_dir, Mnist, MnistSplit, MNIST_CLASSES, MNIST_COLS, MNIST_MEAN, MNIST_PIXELS, MNIST_ROWS,
-    MNIST_STD, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+    data_dir, FashionMnist, Mnist, MnistSplit, FASHION_MNIST_CLASSES, FASHION_MNIST_DEBIAN_DIR,
+    MNIST_CLASSES, MNIST_COLS, MNIST_MEAN, MNIST_PIXELS, MNIST_ROWS, MNIST_STD, TEST_IMAGES,
+    TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+};
+pub use subset::{random_split, train_test_split, SplitLength, Subset};
+pub use transforms::{
+    affine, Compose, Lambda, Normalize, RandomAffine, RandomCrop, RandomHorizontalFlip,
+    RandomVerticalFlip, Transform,
 };

@@ -4,13 +4,17 @@ mod checkpoint;
 mod classify;
 mod early_stopping;
 mod history;
+mod learning_rate;
 mod metrics;
 pub mod plot;
 mod schedule;
+mod trainer;
 
-pub use checkpoint::{load_weights, save_atomic};
+pub use checkpoint::{load_checkpoint, load_weights, save_atomic, save_checkpoint, TrainingState};
 pub use classify::{count_correct, evaluate, train_epoch, EpochStats, Evaluation};
 pub use early_stopping::{EarlyStopping, Monitor, StopDecision};
 pub use history::{EpochRecord, History};
+pub use learning_rate::LearningRate;
 pub use metrics::{argmax, in_top_k, ConfusionMatrix};
 pub use schedule::LrSchedule;
+pub use trainer::{Report, TrainConfig, Trainer};

@@ -78,40 +78,37 @@ pub fn conv2d_backward<E>(
     // transposed back once at the end.
     let wlen = g.out_channels * d.kk;
     if batch_parallel(g.batch) {
-        // Each task owns its image's grad_input chunk; the weight and bias gradients are
-        // shared by all images, so every task sums into private copies that are reduced
-        // once at the end instead of contending on one buffer.
-        let new_scratch = || BackwardScratch {
-            bufs: Buffers::default(),
-            grad_weight_t: vec![E::zero(); wlen],
-            grad_bias: vec![E::zero(); g.out_channels],
-        };
-        let reduced = grad_input
-            .par_chunks_mut(d.img_in)
-            .zip(input.par_chunks(d.img_in))
-            .zip(grad_out.par_chunks(d.img_out))
-            .fold(new_scratch, |mut s, ((gx, x), gy)| {
-                backward_image(
-                    g,
-                    &d,
-                    x,
-                    weight,
-                    gy,
-                    gx,
-                    &mut s.grad_weight_t,
-                    &mut s.grad_bias,
-                    &mut s.bufs,
-                    false,
-                );
-                s
+        // Each task owns a run of images' grad_input; the weight and bias gradients are
+        // shared by all images, so every task sums into private copies. The runs are a
+        // fixed split of the batch (not rayon's work-stealing splits) and their partial
+        // sums are added in order, so the result is the same bit for bit on every run.
+        let per_chunk = g.batch.div_ceil(REDUCTION_CHUNKS);
+        let partials: Vec<(Vec<E>, Vec<E>)> = grad_input
+            .par_chunks_mut(d.img_in * per_chunk)
+            .zip(input.par_chunks(d.img_in * per_chunk))
+            .zip(grad_out.par_chunks(d.img_out * per_chunk))
+            .map(|((gx_run, x_run), gy_run)| {
+                let mut bufs = Buffers::default();
+                let mut gw_t = vec![E::zero(); wlen];
+                let mut gb = vec![E::zero(); g.out_channels];
+                for ((gx, x), gy) in gx_run
+                    .chunks_mut(d.img_in)
+                    .zip(x_run.chunks(d.img_in))
+                    .zip(gy_run.chunks(d.img_out))
+                {
+                    backward_image(
+                        g, &d, x, weight, gy, gx, &mut gw_t, &mut gb, &mut bufs, false,
+                    );
+                }
+                (gw_t, gb)
             })
-            .map(|s| (s.grad_weight_t, s.grad_bias))
-            .reduce_with(|(mut gw, mut gb), (gw2, gb2)| {
-                add_assign(&mut gw, &gw2);
+            .collect();
+        let mut parts = partials.into_iter();
+        if let Some((mut gw_t, mut gb)) = parts.next() {
+            for (gw2, gb2) in parts {
+                add_assign(&mut gw_t, &gw2);
                 add_assign(&mut gb, &gb2);
-                (gw, gb)
-            });
-        if let Some((gw_t, gb)) = reduced {
+            }
             add_transposed(&d, g.groups, &gw_t, grad_weight);
             add_assign(grad_bias, &gb);
         }
@@ -130,6 +127,10 @@ pub fn conv2d_backward<E>(
         add_transposed(&d, g.groups, &gw_t, grad_weight);
     }
 }
+
+/// How many runs of images the batch-parallel backward splits the batch into: fixed,
+/// so the order of the floating-point sums never depends on scheduling.
+const REDUCTION_CHUNKS: usize = 8;
 
 /// Whether to give each image its own rayon task (single-threaded gemm inside) rather than
 /// walking the images in order with a multi-threaded gemm: one task per image only keeps
@@ -196,14 +197,6 @@ impl<E> Default for Buffers<E> {
             grad_out_t: Vec::new(),
         }
     }
-}
-
-/// Per-task state of the batch-parallel backward pass.
-struct BackwardScratch<E> {
-    bufs: Buffers<E>,
-    /// Weight gradient in the transposed per-group layout of [`backward_image`].
-    grad_weight_t: Vec<E>,
-    grad_bias: Vec<E>,
 }
 
 /// Forward pass of one image. `par` selects the multi-threaded gemm and im2col.

@@ -1,0 +1,45 @@
+//! Optimizers whose state can be checkpointed, and gradient utilities (clipping,
+//! finiteness checks, L1/L2 penalties).
+//!
+//! dfdx 0.13's `Adam`, `Sgd` and `RMSprop` keep their state private and keyed by
+//! process-local tensor ids, so a run cannot be resumed from disk. [`Sgd`], [`Adam`]
+//! (AdamW with `WeightDecay::Decoupled`) and [`RMSprop`] here take dfdx's own configs,
+//! give the same numbers step for step, and implement dfdx's [`Optimizer`] so they drop
+//! into `train::train_epoch`. Their state is keyed by parameter name (`0.weight`) and
+//! moves in and out as a [`StateDict`] through [`OptimizerState`]. The update math is
+//! written with dfdx tensor ops, so it runs on any dfdx device.
+//!
+//! ```
+//! use shapesafe::prelude::*;
+//! use shapesafe::optim::{clip_grad_norm, Adam, OptimizerState};
+//!
+//! let dev = Cpu::default();
+//! let mut model = dev.build_module::<(Linear<4, 8>, ReLU, Linear<8, 2>), f32>();
+//! let mut opt = Adam::new(&model, AdamConfig::default());
+//! let x: Tensor<Rank2<16, 4>, f32, _> = dev.sample_normal();
+//! let loss = model.forward(x.traced(model.alloc_grads())).square().mean();
+//! let mut grads = loss.backward();
+//! clip_grad_norm(&model, &mut grads, 1.0).unwrap();
+//! opt.update(&mut model, &grads).unwrap();
+//! let state = opt.state_dict().unwrap();
+//! assert_eq!(state.scalars["state.0.weight.step"], 1.0);
+//! ```
+
+mod adam;
+mod clip;
+mod params;
+mod regularize;
+mod rmsprop;
+mod sgd;
+mod state;
+
+pub use adam::Adam;
+pub use clip::{clip_grad_norm, first_non_finite_grad, grads_are_finite};
+pub use regularize::{add_l1, add_l2};
+pub use rmsprop::RMSprop;
+pub use sgd::Sgd;
+pub use state::{OptimizerState, StateData, StateDict, StateDtype, StateTensor};
+
+pub use dfdx::optim::{
+    AdamConfig, Momentum, Optimizer, OptimizerUpdateError, RMSpropConfig, SgdConfig, WeightDecay,
+};
