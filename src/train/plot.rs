@@ -161,7 +161,7 @@ fn draw_panel(out: &mut String, panel: &Panel<'_>, x0: f64) {
         TOP + ph / 2.0,
         escape(panel.y_label)
     );
-    for (i, s) in panel.series.iter().enumerate() {
+    for s in &panel.series {
         let pts: Vec<String> = s
             .points
             .iter()
@@ -182,8 +182,38 @@ fn draw_panel(out: &mut String, panel: &Panel<'_>, x0: f64) {
                 s.color
             );
         }
-        let ly = TOP + 16.0 + i as f64 * 16.0;
-        let lx = x0 + LEFT + pw - 110.0;
+    }
+    draw_legend(out, panel, x0, sy);
+}
+
+/// The legend, drawn last so no line crosses it: top right, or bottom right when the
+/// lines end in the upper half (accuracy curves) and would run under it.
+fn draw_legend(out: &mut String, panel: &Panel<'_>, x0: f64, sy: impl Fn(f64) -> f64) {
+    let (pw, ph) = (PANEL_W - LEFT - RIGHT, PANEL_H - TOP - BOTTOM);
+    let height = 8.0 + 16.0 * panel.series.len() as f64;
+    let ends_high = panel
+        .series
+        .iter()
+        .filter_map(|s| {
+            s.points
+                .iter()
+                .rev()
+                .find(|(x, y)| x.is_finite() && y.is_finite())
+        })
+        .any(|&(_, y)| sy(y) < TOP + ph / 2.0);
+    let legend_x = x0 + LEFT + pw - 118.0;
+    let legend_y = if ends_high {
+        TOP + ph - height - 6.0
+    } else {
+        TOP + 6.0
+    };
+    let _ = writeln!(
+        out,
+        r##"<rect x="{legend_x}" y="{legend_y}" width="110" height="{height}" fill="white" fill-opacity="0.9" stroke="#bbb"/>"##
+    );
+    for (i, s) in panel.series.iter().enumerate() {
+        let ly = legend_y + 12.0 + i as f64 * 16.0;
+        let lx = legend_x + 8.0;
         let _ = writeln!(
             out,
             r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
@@ -235,6 +265,7 @@ mod tests {
         }]);
         assert!(doc.contains("a&lt;b"));
         assert_eq!(doc.matches("<circle").count(), 2);
+        assert!(doc.contains(">s</text>"), "the legend names the series");
         assert!(!doc.contains("NaN"));
     }
 }

@@ -220,6 +220,12 @@ where
         let classes = <Tr::Classes as ConstDim>::SIZE;
         let dev = self.dev.clone();
         let mut grads = self.model.try_alloc_grads().map_err(device_error)?;
+        if let Some(dir) = &self.config.out_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
 
         for epoch in self.epochs_done..self.config.epochs {
             let lr = self.config.schedule.lr(base_lr, epoch);
@@ -410,10 +416,6 @@ where
         let Some(dir) = &self.config.out_dir else {
             return Ok(());
         };
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
         self.history.write_csv(dir.join("metrics.csv"))?;
         self.history.write_svg(dir.join("curves.svg"))?;
         let mut extra = BTreeMap::new();
