@@ -54,8 +54,10 @@ pub mod prelude {
     pub use crate::assert_shapes;
     pub use crate::kernels::KernelDevice;
     pub use crate::nn::builders::*;
+    pub use crate::nn::init::{init_weights, Init};
     pub use crate::shape::{
-        ConvOut, Flattened, PerGroup, PoolOut, ShapeInfer, StaticDim, StaticShape, Summary,
+        ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, ShapeInfer, StaticDim, StaticShape,
+        Summary,
     };
     pub use dfdx::losses::*;
     pub use dfdx::nn::{

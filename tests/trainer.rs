@@ -8,7 +8,13 @@ use shapesafe::train::{EarlyStopping, Monitor, TrainConfig, Trainer};
 use shapesafe::Error;
 use std::path::PathBuf;
 
-type Small = (Conv2d<1, 4, 3>, ReLU, MaxPool2d<2>, Flatten, Linear<676, 10>);
+type Small = (
+    Conv2d<1, 4, 3>,
+    ReLU,
+    MaxPool2d<2>,
+    Flatten,
+    Linear<676, 10>,
+);
 type Model = <Small as BuildOnDevice<Cpu, f32>>::Built;
 
 fn digits() -> Mnist {
@@ -32,13 +38,30 @@ fn trainer(seed: u64, config: TrainConfig) -> Trainer<Model, Adam<Model, f32, Cp
 }
 
 fn params(model: &Model) -> Vec<f32> {
-    [model.0.weight.as_vec(), model.0.bias.as_vec(), model.4.weight.as_vec(), model.4.bias.as_vec()].concat()
+    [
+        model.0.weight.as_vec(),
+        model.0.bias.as_vec(),
+        model.4.weight.as_vec(),
+        model.4.bias.as_vec(),
+    ]
+    .concat()
 }
 
-fn loaders<'a>(train: &'a Subset<'a, MnistSplit>, valid: &'a Subset<'a, MnistSplit>) -> (DataLoader<'a, Subset<'a, MnistSplit>>, DataLoader<'a, Subset<'a, MnistSplit>>) {
+fn loaders<'a>(
+    train: &'a Subset<'a, MnistSplit>,
+    valid: &'a Subset<'a, MnistSplit>,
+) -> (
+    DataLoader<'a, Subset<'a, MnistSplit>>,
+    DataLoader<'a, Subset<'a, MnistSplit>>,
+) {
     (
-        DataLoader::new(train, 50).unwrap().shuffle(7).transform(Normalize::mnist()),
-        DataLoader::new(valid, 100).unwrap().transform(Normalize::mnist()),
+        DataLoader::new(train, 50)
+            .unwrap()
+            .shuffle(7)
+            .transform(Normalize::mnist()),
+        DataLoader::new(valid, 100)
+            .unwrap()
+            .transform(Normalize::mnist()),
     )
 }
 
@@ -49,14 +72,27 @@ fn fit_learns_and_writes_metrics_curves_and_a_checkpoint() {
     let valid = Subset::new(&mnist.test, (0..500).collect()).unwrap();
     let (train_loader, valid_loader) = loaders(&train, &valid);
     let dir = out_dir("fit");
-    let mut t = trainer(1, TrainConfig { epochs: 2, out_dir: Some(dir.clone()), ..Default::default() });
+    let mut t = trainer(
+        1,
+        TrainConfig {
+            epochs: 2,
+            out_dir: Some(dir.clone()),
+            ..Default::default()
+        },
+    );
     let history = t.fit(&train_loader, &valid_loader).unwrap().clone();
     assert_eq!(history.records.len(), 2);
-    assert!(history.records[1].valid_accuracy > 0.8, "{:?}", history.records[1]);
+    assert!(
+        history.records[1].valid_accuracy > 0.8,
+        "{:?}",
+        history.records[1]
+    );
     assert!(history.records[1].train_loss < history.records[0].train_loss);
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    assert!(std::fs::read_to_string(dir.join("curves.svg")).unwrap().contains("<polyline"));
+    assert!(std::fs::read_to_string(dir.join("curves.svg"))
+        .unwrap()
+        .contains("<polyline"));
     assert!(dir.join("checkpoint.safetensors").exists());
     let report = t.evaluate(&valid_loader).unwrap();
     assert_eq!(report.confusion.total(), 500);
@@ -72,21 +108,43 @@ fn resume_gives_the_same_weights_bit_for_bit() {
     let valid = Subset::new(&mnist.test, (0..200).collect()).unwrap();
     let (train_loader, valid_loader) = loaders(&train, &valid);
 
-    let mut straight = trainer(3, TrainConfig { epochs: 2, ..Default::default() });
+    let mut straight = trainer(
+        3,
+        TrainConfig {
+            epochs: 2,
+            ..Default::default()
+        },
+    );
     straight.fit(&train_loader, &valid_loader).unwrap();
 
     let dir = out_dir("resume");
-    let mut first = trainer(3, TrainConfig { epochs: 1, out_dir: Some(dir.clone()), ..Default::default() });
+    let mut first = trainer(
+        3,
+        TrainConfig {
+            epochs: 1,
+            out_dir: Some(dir.clone()),
+            ..Default::default()
+        },
+    );
     first.fit(&train_loader, &valid_loader).unwrap();
     // A fresh process: other initial weights, then the checkpoint.
-    let mut resumed = trainer(99, TrainConfig { epochs: 2, ..Default::default() });
+    let mut resumed = trainer(
+        99,
+        TrainConfig {
+            epochs: 2,
+            ..Default::default()
+        },
+    );
     resumed.resume(dir.join("checkpoint.safetensors")).unwrap();
     assert_eq!(resumed.history().records.len(), 1);
     resumed.fit(&train_loader, &valid_loader).unwrap();
 
     assert_eq!(params(&resumed.model), params(&straight.model));
     assert_eq!(resumed.history().records.len(), 2);
-    assert_eq!(resumed.history().records[1].valid_loss, straight.history().records[1].valid_loss);
+    assert_eq!(
+        resumed.history().records[1].valid_loss,
+        straight.history().records[1].valid_loss
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -99,13 +157,34 @@ fn early_stopping_stops_and_restores_the_best_epoch() {
     // No later epoch can beat the first by a whole unit of accuracy.
     let mut stopper = EarlyStopping::new(Monitor::ValidAccuracy, 1);
     stopper.min_delta = 1.0;
-    let mut t = trainer(5, TrainConfig { epochs: 5, early_stopping: Some(stopper), ..Default::default() });
+    let mut t = trainer(
+        5,
+        TrainConfig {
+            epochs: 5,
+            early_stopping: Some(stopper),
+            ..Default::default()
+        },
+    );
     t.fit(&train_loader, &valid_loader).unwrap();
-    assert_eq!(t.history().records.len(), 2, "stopped after one epoch without improvement");
+    assert_eq!(
+        t.history().records.len(),
+        2,
+        "stopped after one epoch without improvement"
+    );
 
-    let mut one = trainer(5, TrainConfig { epochs: 1, ..Default::default() });
+    let mut one = trainer(
+        5,
+        TrainConfig {
+            epochs: 1,
+            ..Default::default()
+        },
+    );
     one.fit(&train_loader, &valid_loader).unwrap();
-    assert_eq!(params(&t.model), params(&one.model), "weights of the best (first) epoch");
+    assert_eq!(
+        params(&t.model),
+        params(&one.model),
+        "weights of the best (first) epoch"
+    );
 }
 
 #[test]
@@ -114,10 +193,20 @@ fn a_nan_loss_stops_training_naming_the_step() {
     let train = Subset::new(&mnist.train, (0..200).collect()).unwrap();
     let valid = Subset::new(&mnist.test, (0..100).collect()).unwrap();
     let (train_loader, valid_loader) = loaders(&train, &valid);
-    let mut t = trainer(6, TrainConfig { epochs: 1, ..Default::default() });
+    let mut t = trainer(
+        6,
+        TrainConfig {
+            epochs: 1,
+            ..Default::default()
+        },
+    );
     t.model.4.bias = t.model.4.bias.clone() * f32::NAN;
     match t.fit(&train_loader, &valid_loader) {
-        Err(Error::NonFinite { epoch: 1, step: 1, what }) => assert_eq!(what, "loss"),
+        Err(Error::NonFinite {
+            epoch: 1,
+            step: 1,
+            what,
+        }) => assert_eq!(what, "loss"),
         other => panic!("expected a non-finite loss at step 1, got {other:?}"),
     }
 }

@@ -1,10 +1,12 @@
 //! Layers: builder types (architectures) and the modules they build on a device.
 
 pub mod activation;
+pub mod activation_extra;
 pub mod conv;
 pub mod flatten;
-mod init;
+pub mod init;
 pub mod linear;
+pub mod loss;
 pub mod pool;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
@@ -12,6 +14,8 @@ pub mod builders {
     pub use super::activation::{
         Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
+    pub use super::activation_extra::builder::PReLU;
+    pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
     pub use super::conv::builder::Conv2d;
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
@@ -23,6 +27,7 @@ pub mod modules {
     pub use super::activation::{
         Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
+    pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
     pub use super::conv::Conv2d;
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;

@@ -243,6 +243,42 @@ pub const fn check_params(model: &str, actual: usize, expected: usize) {
     }
 }
 
+/// The name of `Maxout<K>`.
+pub const fn maxout_name(group: usize) -> Message {
+    layer_name("Maxout", &[group], &[])
+}
+
+/// Checks a `Maxout<K>` (`group` is `K`) against its input features `got`, which
+/// are the flattened product of `factors` when that is non-empty.
+pub const fn check_maxout(group: usize, got: usize, factors: &[usize]) {
+    let name = Message::new()
+        .text("shape mismatch: Maxout<")
+        .number(group)
+        .text(">");
+    if group == 0 {
+        name.text(": the group size must be at least 1").fail();
+    }
+    if got == 0 || got.is_multiple_of(group) {
+        return;
+    }
+    let m = name
+        .text(" takes the max over groups of ")
+        .number(group)
+        .text(" features, but ")
+        .number(group)
+        .text(" does not divide ");
+    if factors.is_empty() {
+        m.text("its ").number(got).text(" input features").fail();
+    } else {
+        m.text("the ")
+            .number(got)
+            .text(" features that Flatten of ")
+            .dims(factors)
+            .text(" gives")
+            .fail();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,3 +238,48 @@ impl<const CHANNELS: usize, const GROUPS: usize> ConstDim for PerGroup<CHANNELS,
 }
 
 impl<const CHANNELS: usize, const GROUPS: usize> StaticDim for PerGroup<CHANNELS, GROUPS> {}
+
+/// The features a `Maxout<K>` leaves: one per group of `K` consecutive input features.
+///
+/// Stable Rust cannot write `Const<{ F / K }>`, so the output of
+/// [`Maxout`](crate::nn::builders::Maxout) is this type.
+///
+/// # Generics
+/// - `Input`: the incoming feature dim (any [`StaticDim`]); `K`: the group size.
+///
+/// # Shapes
+/// `SIZE = Input / K` (0 when `K` is 0; the layer's check reports that, and a `K`
+/// that does not divide `Input`).
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// assert_eq!(<MaxoutOut<Const<12>, 3> as ConstDim>::SIZE, 4);
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaxoutOut<Input, const K: usize>(PhantomData<fn() -> Input>);
+
+impl<Input: StaticDim, const K: usize> ConstDim for MaxoutOut<Input, K> {
+    const SIZE: usize = match Input::SIZE.checked_div(K) {
+        Some(n) => n,
+        None => 0,
+    };
+}
+
+impl<Input: StaticDim, const K: usize> StaticDim for MaxoutOut<Input, K> {}
+
+impl<Input: StaticDim, const K: usize> Dim for MaxoutOut<Input, K> {
+    #[inline(always)]
+    fn size(&self) -> usize {
+        <Self as ConstDim>::SIZE
+    }
+    #[inline(always)]
+    fn from_size(size: usize) -> Option<Self> {
+        (size == <Self as ConstDim>::SIZE).then(Self::default)
+    }
+}
+
+impl<Input: StaticDim, const K: usize> core::fmt::Debug for MaxoutOut<Input, K> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", <Self as ConstDim>::SIZE)
+    }
+}

@@ -8,7 +8,8 @@ mod message;
 
 pub use checks::*;
 pub use dims::{
-    product, window_output, ConvOut, Flattened, PerGroup, PoolOut, StaticDim, StaticShape,
+    product, window_output, ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, StaticDim,
+    StaticShape,
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
