@@ -1,4 +1,5 @@
-//! LeNet-5 training step (forward, cross-entropy, backward, Adam) at batch 64, in images/s.
+//! LeNet-5 training step (forward, cross-entropy, backward, Adam) at batch 64, in images/s,
+//! with shapesafe's checkpointable Adam and with dfdx's own.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shapesafe::models::LeNet5;
@@ -9,16 +10,53 @@ const BATCH: usize = 64;
 
 fn training_step(c: &mut Criterion) {
     let dev = Cpu::seed_from_u64(0);
-    let mut model = dev.build_module::<LeNet5, f32>();
-    let mut opt = Adam::new(&model, AdamConfig::default());
-    // Gradients move through each step, as in a training loop.
-    let mut grads = Some(model.alloc_grads());
     let x: Tensor<Rank4<BATCH, 1, 28, 28>, f32, _> = dev.sample_normal();
     let y: Tensor<Rank2<BATCH, 10>, f32, _> =
         dev.sample_normal::<Rank2<BATCH, 10>>().softmax::<Axis<1>>();
     let mut group = c.benchmark_group("lenet5");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("training step, batch 64 (elements = images)", |b| {
+
+    let model = dev.build_module::<LeNet5, f32>();
+    let opt = Adam::new(&model, AdamConfig::default());
+    bench_step(
+        &mut group,
+        "training step, batch 64, shapesafe Adam (elements = images)",
+        model,
+        opt,
+        &x,
+        &y,
+    );
+    let model = dev.build_module::<LeNet5, f32>();
+    let opt = dfdx::optim::Adam::new(&model, AdamConfig::default());
+    bench_step(
+        &mut group,
+        "training step, batch 64, dfdx Adam (elements = images)",
+        model,
+        opt,
+        &x,
+        &y,
+    );
+
+    let model = dev.build_module::<LeNet5, f32>();
+    group.bench_function("inference, batch 64 (elements = images)", |b| {
+        b.iter(|| model.forward(x.clone()))
+    });
+    group.finish();
+}
+
+type Built = <LeNet5 as BuildOnDevice<Cpu, f32>>::Built;
+
+fn bench_step<O: Optimizer<Built, Cpu, f32>>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut model: Built,
+    mut opt: O,
+    x: &Tensor<Rank4<BATCH, 1, 28, 28>, f32, Cpu>,
+    y: &Tensor<Rank2<BATCH, 10>, f32, Cpu>,
+) {
+    // Gradients move through each step, as in a training loop.
+    let mut grads = Some(model.alloc_grads());
+    group.bench_function(name, |b| {
         b.iter(|| {
             let taken = grads.take().expect("gradients are put back every step");
             let logits = model.forward_mut(x.clone().traced(taken));
@@ -29,10 +67,6 @@ fn training_step(c: &mut Criterion) {
             grads = Some(g);
         })
     });
-    group.bench_function("inference, batch 64 (elements = images)", |b| {
-        b.iter(|| model.forward(x.clone()))
-    });
-    group.finish();
 }
 
 criterion_group! {
