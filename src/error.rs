@@ -107,6 +107,15 @@ pub enum Error {
         /// What went wrong, from the safetensors reader or writer.
         reason: String,
     },
+    /// A line of a text data file (CSV) is malformed.
+    Parse {
+        /// The file that was being read.
+        path: PathBuf,
+        /// The line, counted from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A command-line argument is missing, unknown or malformed.
     Usage(String),
     /// Training produced a NaN or infinity.
@@ -220,6 +229,9 @@ impl fmt::Display for Error {
                 write!(f, "The weights {} could not be used: {reason}.", describe(path))
             }
             Error::Usage(message) => write!(f, "{message}"),
+            Error::Parse { path, line, reason } => {
+                write!(f, "The {} is malformed at line {line}: {reason}.", describe(path))
+            }
             Error::NonFinite { epoch, step, what } => write!(
                 f,
                 "Training stopped at epoch {epoch}, step {step}: the {what} is not finite (NaN or infinity). Lower the learning rate or clip gradients."

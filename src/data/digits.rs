@@ -63,7 +63,7 @@ impl Digits {
     /// [`Error::Io`] if the file cannot be read; [`Error::Decompress`] for corrupt or truncated
     /// gzip data; [`Error::LabelOutOfRange`] for a label of 10 or more; and for an empty file,
     /// a line without 65 fields, a field that is not a whole number, or a pixel above 16, an
-    /// error naming the line and column (currently [`Error::BadHeader`]).
+    /// error naming the line and column ([`Error::Parse`]).
     ///
     /// ```
     /// use shapesafe::data::{data_dir, Digits};
@@ -285,12 +285,12 @@ impl Dataset for Digits {
     }
 }
 
-/// The error for a malformed line. One place, so that a dedicated `Error` variant can replace
-/// `BadHeader` without touching the parser.
+/// The error for a malformed line.
 fn malformed(path: &Path, line: usize, reason: String) -> Error {
-    Error::BadHeader {
+    Error::Parse {
         path: path.to_path_buf(),
-        reason: format!("line {line}: {reason}"),
+        line,
+        reason,
     }
 }
 

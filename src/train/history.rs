@@ -168,6 +168,39 @@ impl History {
     pub fn write_svg(&self, path: impl AsRef<Path>) -> Result<()> {
         write(path.as_ref(), self.to_svg())
     }
+
+    /// Renders the curves to a PNG at `path` when the system has a font for the
+    /// labels; returns whether it wrote the file (without fonts the SVG is the picture).
+    pub fn write_png(&self, path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        let fail = |why: String| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(why),
+        };
+        let mut options = resvg::usvg::Options::default();
+        options.fontdb_mut().load_system_fonts();
+        if options.fontdb.is_empty() {
+            return Ok(false);
+        }
+        let tree = resvg::usvg::Tree::from_str(&self.to_svg(), &options)
+            .map_err(|e| fail(format!("the curves do not parse as SVG: {e}")))?;
+        let size = tree.size().to_int_size();
+        let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
+            .ok_or_else(|| fail("the picture has no pixels".to_string()))?;
+        resvg::render(
+            &tree,
+            resvg::tiny_skia::Transform::default(),
+            &mut pixmap.as_mut(),
+        );
+        let png = pixmap
+            .encode_png()
+            .map_err(|e| fail(format!("PNG encoding failed: {e}")))?;
+        std::fs::write(path, png).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(true)
+    }
 }
 
 fn write(path: &Path, text: String) -> Result<()> {

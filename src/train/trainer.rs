@@ -35,7 +35,8 @@ pub struct TrainConfig {
     pub top_k: usize,
     /// Draw progress bars (on a terminal only).
     pub progress: bool,
-    /// Where `metrics.csv`, `curves.svg` and `checkpoint.safetensors` go; `None` writes nothing.
+    /// Where `metrics.csv`, `curves.svg` (and `curves.png` where the system has fonts) and
+    /// `checkpoint.safetensors` go; `None` writes nothing.
     pub out_dir: Option<PathBuf>,
     /// Seed recorded in checkpoints (the loaders carry their own).
     pub seed: u64,
@@ -418,6 +419,7 @@ where
         };
         self.history.write_csv(dir.join("metrics.csv"))?;
         self.history.write_svg(dir.join("curves.svg"))?;
+        self.history.write_png(dir.join("curves.png"))?;
         let mut extra = BTreeMap::new();
         extra.insert("history".to_string(), self.history.to_csv());
         if let Some(lr) = self.base_lr {
