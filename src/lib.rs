@@ -46,6 +46,11 @@ pub mod train;
 #[cfg(test)]
 mod test_util;
 
+/// The README's code, compiled (and run where cheap) as doctests so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use error::{Error, Result};
 
 /// Everything a user needs: shapesafe's layers and shape engine, and dfdx's
@@ -64,9 +69,9 @@ pub mod prelude {
         BuildModule, BuildOnDevice, DeviceBuildExt, LoadFromSafetensors, Module, ModuleMut,
         NumParams, ResetParams, SaveToSafetensors, TensorCollection, ToDevice, ToDtype, ZeroGrads,
     };
-    pub use dfdx::optim::{
-        Adam, AdamConfig, Momentum, Optimizer, RMSprop, RMSpropConfig, Sgd, SgdConfig, WeightDecay,
-    };
+    // shapesafe's optimizers: dfdx's semantics and configs, with state that checkpoints.
+    pub use crate::optim::{Adam, OptimizerState, RMSprop, Sgd};
+    pub use dfdx::optim::{AdamConfig, Momentum, Optimizer, RMSpropConfig, SgdConfig, WeightDecay};
     pub use dfdx::shapes::*;
     pub use dfdx::tensor::*;
     pub use dfdx::tensor_ops::*;
