@@ -2,7 +2,7 @@
 //! over seeded random mutations of it, for a fixed time. For machines where cargo-fuzz or
 //! its sanitizer runtime is unavailable; a panic aborts the run with the input saved.
 //!
-//! Usage: `plain_loop <idx|digits> <seconds> <seed-dir>... [--seed N]`
+//! Usage: `plain_loop <idx|digits|checkpoint> <seconds> <seed-dir>... [--seed N]`
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -24,14 +24,21 @@ fn run(entry: fn(&[u8]), input: &[u8]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: plain_loop <idx|digits> <seconds> <seed-dir>... [--seed N]";
+    let usage = "usage: plain_loop <idx|digits|checkpoint> <seconds> <seed-dir>... [--seed N]";
     let (Some(target), Some(secs)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let entry: fn(&[u8]) = match target.as_str() {
-        "idx" => shapesafe_fuzz::idx,
-        "digits" => shapesafe_fuzz::digits,
+    type Mutator = fn(&[u8], &mut StdRng) -> Vec<u8>;
+    let (entry, mutate): (fn(&[u8]), Mutator) = match target.as_str() {
+        "idx" => (shapesafe_fuzz::idx, shapesafe_fuzz::mutate),
+        "digits" => (shapesafe_fuzz::digits, shapesafe_fuzz::mutate),
+        // Safetensors' JSON header defeats blind byte edits; half of these edits are
+        // header-aware (see `mutate_checkpoint`).
+        "checkpoint" => (
+            shapesafe_fuzz::checkpoint,
+            shapesafe_fuzz::mutate_checkpoint,
+        ),
         _ => {
             eprintln!("unknown target {target}; {usage}");
             std::process::exit(2);
@@ -67,7 +74,8 @@ fn main() {
         corpus.push(Vec::new());
     }
 
-    let crash = std::env::temp_dir().join(format!("plain_loop-{target}-crash"));
+    let crash =
+        std::env::temp_dir().join(format!("plain_loop-{target}-{}-crash", std::process::id()));
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Ok(input) = CURRENT.try_lock() {
@@ -88,7 +96,7 @@ fn main() {
     }
     while start.elapsed() < limit {
         let base = &corpus[rng.gen_range(0..corpus.len())];
-        let input = shapesafe_fuzz::mutate(base, &mut rng);
+        let input = mutate(base, &mut rng);
         run(entry, &input);
         runs += 1;
     }
@@ -98,4 +106,11 @@ fn main() {
         runs as f64 / elapsed,
         corpus.len()
     );
+    if target == "checkpoint" {
+        let ok = shapesafe_fuzz::CHECKPOINT_LOADS_OK.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "checkpoint: {ok} of {} loads (each input into SGD and into Adam) returned Ok",
+            2 * runs
+        );
+    }
 }
