@@ -178,9 +178,21 @@ impl History {
             source: std::io::Error::other(why),
         };
         let mut options = resvg::usvg::Options::default();
-        options.fontdb_mut().load_system_fonts();
-        if options.fontdb.is_empty() {
-            return Ok(false);
+        let fonts = options.fontdb_mut();
+        fonts.load_system_fonts();
+        // The SVG asks for "sans-serif", which fontdb maps to Arial: point it at a sans
+        // face this system has (DejaVu Sans on Debian), or any face at all.
+        let families: Vec<String> = fonts
+            .faces()
+            .flat_map(|face| face.families.iter().map(|(name, _)| name.clone()))
+            .collect();
+        let family = families
+            .iter()
+            .find(|f| f.contains("Sans") && !f.contains("Mono"))
+            .or(families.first());
+        match family {
+            Some(family) => fonts.set_sans_serif_family(family.clone()),
+            None => return Ok(false),
         }
         let tree = resvg::usvg::Tree::from_str(&self.to_svg(), &options)
             .map_err(|e| fail(format!("the curves do not parse as SVG: {e}")))?;
@@ -208,4 +220,35 @@ fn write(path: &Path, text: String) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_is_a_png_where_fonts_exist() {
+        let mut h = History::new(3);
+        for epoch in 1..=3 {
+            h.records.push(EpochRecord {
+                epoch,
+                lr: 1e-3,
+                train_loss: 1.0 / epoch as f64,
+                train_accuracy: 0.9,
+                valid_loss: 1.2 / epoch as f64,
+                valid_accuracy: 0.85,
+                valid_top_k: 0.99,
+                seconds: 1.0,
+            });
+        }
+        let path =
+            std::env::temp_dir().join(format!("shapesafe-curves-{}.png", std::process::id()));
+        if h.write_png(&path).unwrap() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            std::fs::remove_file(&path).unwrap();
+        } else {
+            assert!(!path.exists(), "no fonts, so no file");
+        }
+    }
 }

@@ -136,7 +136,12 @@ fn draw_panel(out: &mut String, panel: &Panel<'_>, x0: f64) {
             trim(t)
         );
     }
-    for t in ticks(xlo, xhi) {
+    // Epochs are whole numbers: a tick at 1.5 would name an epoch that does not exist.
+    let whole_x = points.iter().all(|&(x, _)| x.fract() == 0.0);
+    for t in ticks(xlo, xhi)
+        .into_iter()
+        .filter(|t| !whole_x || t.fract() == 0.0)
+    {
         let x = sx(t);
         let _ = writeln!(
             out,
@@ -266,6 +271,10 @@ mod tests {
         assert!(doc.contains("a&lt;b"));
         assert_eq!(doc.matches("<circle").count(), 2);
         assert!(doc.contains(">s</text>"), "the legend names the series");
+        assert!(
+            !doc.contains(">0.5</text>"),
+            "whole-number x values get whole-number ticks"
+        );
         assert!(!doc.contains("NaN"));
     }
 }
