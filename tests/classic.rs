@@ -11,49 +11,14 @@ use shapesafe::nn::loss::{
     binary_cross_entropy_with_logits, cross_entropy, hinge_loss, perceptron_loss,
 };
 use shapesafe::prelude::*;
-use shapesafe::shape::{check_maxout, maxout_name};
 
-type Taped<S> = Tensor<S, f64, Cpu, OwnedTape<f64, Cpu>>;
+mod common;
+use common::{assert_close_scalar, check_input_gradient};
 
+/// Central-difference step and tolerance for the hand-rolled parameter checks below.
 const EPS: f64 = 1e-6;
 const FD_TOL: f64 = 1e-7;
-
-#[track_caller]
-fn assert_close(what: &str, actual: f64, expected: f64, tol: f64) {
-    assert!(
-        (actual - expected).abs() <= tol * (1.0 + expected.abs()),
-        "{what}: got {actual}, expected {expected}"
-    );
-}
-
-/// Checks d(sum(w * f(x)))/dx, for fixed random weights `w`, against central
-/// differences; the weights make every output element count differently.
-#[track_caller]
-fn check_input_gradient<S: ConstShape, O: ConstShape>(
-    what: &str,
-    x: &Tensor<S, f64, Cpu>,
-    f: impl Fn(Taped<S>) -> Taped<O>,
-) {
-    let dev = x.device().clone();
-    let mut rng = StdRng::seed_from_u64(7);
-    let w_len = O::default().num_elements();
-    let w = dev.tensor_from_vec(
-        (0..w_len).map(|_| rng.gen_range(0.5..1.5)).collect(),
-        O::default(),
-    );
-    let objective = |t: Taped<S>| (f(t) * w.clone()).sum();
-    let analytic = objective(x.leaky_trace()).backward().get(x).as_vec();
-    let base = x.as_vec();
-    for i in 0..base.len() {
-        let at = |delta: f64| {
-            let mut v = base.clone();
-            v[i] += delta;
-            objective(dev.tensor_from_vec(v, *x.shape()).leaky_trace()).array()
-        };
-        let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS);
-        assert_close(&format!("{what}: d/dx[{i}]"), analytic[i], numeric, FD_TOL);
-    }
-}
+use shapesafe::shape::{check_maxout, maxout_name};
 
 // ---------------------------------------------------------------- activations
 
@@ -110,7 +75,7 @@ fn arctan_matches_atan_and_its_derivative() {
     check_input_gradient("arctan", &x, |t| Arctan.forward(t));
     let g = Arctan.forward(x.leaky_trace()).sum().backward();
     for (got, v) in g.get(&x).array().iter().zip(values) {
-        assert_close("atan'", *got, 1.0 / (1.0 + v * v), 1e-15);
+        assert_close_scalar("atan'", *got, 1.0 / (1.0 + v * v), 1e-15);
     }
 }
 
@@ -164,8 +129,8 @@ fn prelu_starts_at_a_quarter_and_learns_its_slope() {
     let mut minus = prelu.clone();
     minus.weight = dev.tensor([0.25 - EPS]);
     let numeric = (objective(&plus) - objective(&minus)) / (2.0 * EPS);
-    assert_close("prelu, slope", analytic, numeric, FD_TOL);
-    assert_close("prelu, slope exact", analytic, -2.0 - 1.0 - 7.5, 1e-12);
+    assert_close_scalar("prelu, slope", analytic, numeric, FD_TOL);
+    assert_close_scalar("prelu, slope exact", analytic, -2.0 - 1.0 - 7.5, 1e-12);
 
     // In a model, an optimizer moves the slope.
     let mut model = dev.build_module::<(Linear<3, 3>, PReLU), f64>();
@@ -299,7 +264,7 @@ fn every_scheme_draws_its_variance() {
             Init::XavierUniform | Init::XavierNormal => 2.0 / (FAN_IN + FAN_OUT) as f64,
             Init::LeCunUniform | Init::LeCunNormal => 1.0 / FAN_IN as f64,
         };
-        assert_close(&format!("{init:?} formula"), want, expected, 1e-12);
+        assert_close_scalar(&format!("{init:?} formula"), want, expected, 1e-12);
         // Five standard errors: the sample mean's is sqrt(var / n), the sample
         // variance's at most sqrt(2 / n) * var (normal; a uniform's is smaller).
         assert!(
@@ -487,11 +452,11 @@ fn svm_objective_gradient_matches_finite_differences() {
         let mut minus = model.clone();
         minus.weight = dev.tensor_from_vec(w, (Const, Const));
         let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * EPS);
-        assert_close(&format!("svm d/dw[{i}]"), analytic[i], numeric, FD_TOL);
+        assert_close_scalar(&format!("svm d/dw[{i}]"), analytic[i], numeric, FD_TOL);
     }
     // The bias has no penalty: its gradient is the hinge loss's alone.
     let hinge_grads = hinge_loss(model.forward(x.trace(model.alloc_grads())), y.clone()).backward();
-    assert_close(
+    assert_close_scalar(
         "svm d/db",
         grads.get(&model.bias).array()[0],
         hinge_grads.get(&model.bias).array()[0],

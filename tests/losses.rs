@@ -6,40 +6,8 @@ use shapesafe::nn::loss::{
 };
 use shapesafe::prelude::*;
 
-type Taped<S> = Tensor<S, f64, Cpu, OwnedTape<f64, Cpu>>;
-
-/// Central differences with step 1e-6 on smooth f64 functions are good to about 1e-9.
-const EPS: f64 = 1e-6;
-const FD_TOL: f64 = 1e-7;
-
-#[track_caller]
-fn assert_close(what: &str, actual: f64, expected: f64, tol: f64) {
-    assert!(
-        (actual - expected).abs() <= tol * (1.0 + expected.abs()),
-        "{what}: got {actual}, expected {expected}"
-    );
-}
-
-/// Checks the gradient dfdx computes for `loss` at `x` against central differences.
-#[track_caller]
-fn check_gradient<S: ConstShape>(
-    what: &str,
-    x: &Tensor<S, f64, Cpu>,
-    loss: impl Fn(Taped<S>) -> Taped<Rank0>,
-) {
-    let dev = x.device().clone();
-    let analytic = loss(x.leaky_trace()).backward().get(x).as_vec();
-    let base = x.as_vec();
-    for i in 0..base.len() {
-        let at = |delta: f64| {
-            let mut v = base.clone();
-            v[i] += delta;
-            loss(dev.tensor_from_vec(v, *x.shape()).leaky_trace()).array()
-        };
-        let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS);
-        assert_close(&format!("{what}: d/dx[{i}]"), analytic[i], numeric, FD_TOL);
-    }
-}
+mod common;
+use common::{assert_close_scalar, check_input_gradient};
 
 fn logistic_log(x: f64) -> f64 {
     // ln(1 + exp(x)) without overflow.
@@ -59,13 +27,13 @@ fn mse_loss_is_the_mean_square_with_its_gradient() {
         }
     }
     want /= 6.0;
-    assert_close(
+    assert_close_scalar(
         "mse",
         mse_loss(pred.clone(), targ.clone()).array(),
         want,
         1e-14,
     );
-    check_gradient("mse", &pred, |x| mse_loss(x, targ.clone()));
+    check_input_gradient("mse", &pred, |x| mse_loss(x, targ.clone()));
 }
 
 #[test]
@@ -89,8 +57,8 @@ fn huber_loss_is_quadratic_inside_delta_and_linear_outside() {
         .sum::<f64>()
         / 6.0;
     let got = huber_loss(pred.clone(), targ.clone(), delta).array();
-    assert_close("huber", got, want, 1e-14);
-    check_gradient("huber", &pred, |x| huber_loss(x, targ.clone(), delta));
+    assert_close_scalar("huber", got, want, 1e-14);
+    check_input_gradient("huber", &pred, |x| huber_loss(x, targ.clone(), delta));
 }
 
 #[test]
@@ -109,8 +77,8 @@ fn bce_with_logits_matches_the_formula_and_is_stable() {
         .sum::<f64>()
         / 5.0;
     let got = binary_cross_entropy_with_logits(logits.clone(), targets.clone()).array();
-    assert_close("bce", got, want, 1e-13);
-    check_gradient("bce", &logits, |x| {
+    assert_close_scalar("bce", got, want, 1e-13);
+    check_input_gradient("bce", &logits, |x| {
         binary_cross_entropy_with_logits(x, targets.clone())
     });
 
@@ -118,7 +86,7 @@ fn bce_with_logits_matches_the_formula_and_is_stable() {
     let big = dev.tensor([800.0, -800.0]);
     let labels = dev.tensor([0.0, 0.0]);
     let got = binary_cross_entropy_with_logits(big, labels).array();
-    assert_close(
+    assert_close_scalar(
         "bce at ±800",
         got,
         (logistic_log(800.0) + logistic_log(-800.0)) / 2.0,
@@ -148,14 +116,14 @@ fn cross_entropy_with_one_hot_targets_is_the_negative_log_likelihood() {
     ]);
     let want = cross_entropy_reference(&logits.array(), &one_hot.array());
     let got = cross_entropy(logits.clone(), one_hot.clone()).array();
-    assert_close("cross entropy, one-hot", got, want, 1e-14);
+    assert_close_scalar("cross entropy, one-hot", got, want, 1e-14);
     // The last row is uniform over 4 classes: its share is ln 4.
     let row3 = cross_entropy(
         dev.tensor([[0.0f64; 4]]),
         dev.tensor([[0.0, 0.0, 0.0, 1.0]]),
     );
-    assert_close("uniform row", row3.array(), 4f64.ln(), 1e-14);
-    check_gradient("cross entropy, one-hot", &logits, |x| {
+    assert_close_scalar("uniform row", row3.array(), 4f64.ln(), 1e-14);
+    check_input_gradient("cross entropy, one-hot", &logits, |x| {
         cross_entropy(x, one_hot.clone())
     });
 }
@@ -167,14 +135,14 @@ fn cross_entropy_with_probability_targets() {
     let probs = dev.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]);
     let want = cross_entropy_reference(&logits.array(), &probs.array());
     let got = cross_entropy(logits.clone(), probs.clone()).array();
-    assert_close("cross entropy, soft", got, want, 1e-14);
-    check_gradient("cross entropy, soft", &logits, |x| {
+    assert_close_scalar("cross entropy, soft", got, want, 1e-14);
+    check_input_gradient("cross entropy, soft", &logits, |x| {
         cross_entropy(x, probs.clone())
     });
     // Unbatched logits: PyTorch returns the one row's loss.
     let row = cross_entropy(dev.tensor([1.0, 2.0, 0.5]), dev.tensor([0.2, 0.5, 0.3]));
     let want_row = cross_entropy_reference(&[[1.0, 2.0, 0.5]], &[[0.2, 0.5, 0.3]]);
-    assert_close("cross entropy, unbatched", row.array(), want_row, 1e-14);
+    assert_close_scalar("cross entropy, unbatched", row.array(), want_row, 1e-14);
 }
 
 #[test]
@@ -199,8 +167,8 @@ fn kl_div_is_batchmean_and_ignores_zero_targets() {
     let target = dev.tensor(targets);
     let got = kl_div(input.clone(), target.clone()).array();
     assert!(got.is_finite(), "a zero target must not give NaN");
-    assert_close("kl_div", got, want, 1e-14);
-    check_gradient("kl_div", &input, |x| kl_div(x, target.clone()));
+    assert_close_scalar("kl_div", got, want, 1e-14);
+    check_input_gradient("kl_div", &input, |x| kl_div(x, target.clone()));
     // The gradient is exactly -targets / batch.
     let g = kl_div(input.leaky_trace(), target.clone()).backward();
     assert_eq!(g.get(&input).array()[0], [-0.1, -0.4, 0.0]);
@@ -213,13 +181,13 @@ fn hinge_loss_is_the_mean_margin_violation() {
     let scores = dev.tensor([[2.0], [0.4], [0.7], [-1.3], [2.5]]);
     let labels = dev.tensor([[1.0], [1.0], [-1.0], [-1.0], [-1.0]]);
     let want = (0.6 + 1.7 + 3.5) / 5.0;
-    assert_close(
+    assert_close_scalar(
         "hinge",
         hinge_loss(scores.clone(), labels.clone()).array(),
         want,
         1e-14,
     );
-    check_gradient("hinge", &scores, |x| hinge_loss(x, labels.clone()));
+    check_input_gradient("hinge", &scores, |x| hinge_loss(x, labels.clone()));
     // Only points inside the margin pull, each by -y / B.
     let g = hinge_loss(scores.leaky_trace(), labels.clone()).backward();
     assert_eq!(g.get(&scores).array(), [[0.0], [-0.2], [0.2], [0.0], [0.2]]);
@@ -232,13 +200,13 @@ fn perceptron_loss_counts_only_misclassified_points() {
     let scores = dev.tensor([0.4, 0.7, -2.0, 2.5]);
     let labels = dev.tensor([1.0, -1.0, -1.0, -1.0]);
     let want = (0.7 + 2.5) / 4.0;
-    assert_close(
+    assert_close_scalar(
         "perceptron",
         perceptron_loss(scores.clone(), labels.clone()).array(),
         want,
         1e-14,
     );
-    check_gradient("perceptron", &scores, |x| {
+    check_input_gradient("perceptron", &scores, |x| {
         perceptron_loss(x, labels.clone())
     });
     let g = perceptron_loss(scores.leaky_trace(), labels.clone()).backward();

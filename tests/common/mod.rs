@@ -234,3 +234,56 @@ pub fn finite_differences(at: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+type Taped<S> = shapesafe::prelude::Tensor<
+    S,
+    f64,
+    shapesafe::prelude::Cpu,
+    shapesafe::prelude::OwnedTape<f64, shapesafe::prelude::Cpu>,
+>;
+
+/// Checks d(sum(w * f(x)))/dx, for fixed random weights `w` in [0.5, 1.5), against central
+/// differences (to 1e-7: these are smooth elementwise functions); the weights make every output element count
+/// differently. A scalar `f` (`O = Rank0`) is checked as it is, up to that one weight.
+#[track_caller]
+pub fn check_input_gradient<S, O>(
+    what: &str,
+    x: &shapesafe::prelude::Tensor<S, f64, shapesafe::prelude::Cpu>,
+    f: impl Fn(Taped<S>) -> Taped<O>,
+) where
+    S: shapesafe::prelude::ConstShape,
+    O: shapesafe::prelude::ConstShape,
+{
+    use shapesafe::prelude::*;
+    let dev = x.device().clone();
+    let mut r = rng(7);
+    let w: Vec<f64> = (0..O::default().num_elements())
+        .map(|_| r.gen_range(0.5..1.5))
+        .collect();
+    let w = dev.tensor_from_vec(w, O::default());
+    let objective = |t: Taped<S>| (f(t) * w.clone()).sum();
+    let analytic = objective(x.leaky_trace()).backward().get(x).as_vec();
+    let numeric = finite_differences(&x.as_vec(), |v| {
+        objective(dev.tensor_from_vec(v.to_vec(), *x.shape()).leaky_trace()).array()
+    });
+    assert_close(
+        what,
+        &analytic,
+        &numeric,
+        Tolerance {
+            abs: 1e-7,
+            rel: 1e-7,
+        },
+    );
+}
+
+/// [`assert_close`] for one number, with `tol` as both the absolute and relative tolerance.
+#[track_caller]
+pub fn assert_close_scalar(what: &str, actual: f64, expected: f64, tol: f64) {
+    assert_close(
+        what,
+        &[actual],
+        &[expected],
+        Tolerance { abs: tol, rel: tol },
+    );
+}
