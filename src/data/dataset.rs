@@ -94,18 +94,35 @@ impl Dataset for crate::data::MnistSplit {
 
     /// Pixels scaled to `[0, 1]`, as torchvision's `ToTensor` does.
     fn get(&self, index: usize, out: &mut [f32]) -> Result<usize> {
-        let (image, label) = self
-            .get_image(index)
-            .zip(self.labels.get(index))
-            .ok_or_else(|| {
-                crate::Error::Usage(format!(
-                    "index {index} is past the {} examples",
-                    self.labels.len()
-                ))
-            })?;
+        let (image, label) = self.get_image(index).zip(self.labels.get(index)).ok_or(
+            crate::Error::IndexOutOfRange {
+                index,
+                len: self.labels.len(),
+            },
+        )?;
         for (o, &p) in out.iter_mut().zip(image) {
             *o = p as f32 / 255.0;
         }
         Ok(*label as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::MnistSplit;
+
+    #[test]
+    fn mnist_examples_scale_pixels_and_reject_indices_past_the_end() {
+        let mut pixels = vec![0u8; 2 * 784];
+        pixels[784] = 255;
+        let split = MnistSplit::new(pixels, vec![3, 7]).unwrap();
+        let mut out = [0.0; 784];
+        assert_eq!(split.get(1, &mut out).unwrap(), 7);
+        assert_eq!(out[0], 1.0);
+        assert!(matches!(
+            split.get(2, &mut out),
+            Err(crate::Error::IndexOutOfRange { index: 2, len: 2 })
+        ));
     }
 }
