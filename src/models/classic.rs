@@ -248,12 +248,10 @@ where
     E: Dtype,
     D: Device<E>,
 {
-    let zero = E::default();
-    model
-        .forward(x)
-        .as_vec()
+    // The same threshold as the perceptron's sign, read as a class.
+    predict_sign(model, x)
         .into_iter()
-        .map(|s| u8::from(s >= zero))
+        .map(|s| u8::from(s > 0))
         .collect()
 }
 

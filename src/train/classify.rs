@@ -43,20 +43,7 @@ pub fn count_correct<B: Dim, const CLASSES: usize, D: Device<f32>, T>(
     values
         .chunks(CLASSES)
         .zip(labels)
-        .filter(|(row, &label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                    if v > bv {
-                        (i, v)
-                    } else {
-                        (bi, bv)
-                    }
-                })
-                .0;
-            best == label
-        })
+        .filter(|(row, &label)| super::argmax(row) == Some(label))
         .count()
 }
 
