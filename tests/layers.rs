@@ -261,6 +261,50 @@ fn activation_gradients_match_finite_differences() {
     check("Softplus", Softplus, &dev, at, r);
     check("LeakyReLU", LeakyReLU::default(), &dev, at, r);
     check("Softmax", Softmax, &dev, at, r);
+    check("ReLU6", ReLU6, &dev, [-2.0, -0.5, 0.25, 5.5, 7.0], r);
+}
+
+#[test]
+fn relu6_clamps_to_zero_and_six() {
+    let at = [-3.0, 0.5, 5.9, 6.5, 10.0];
+    let y = ReLU6.forward(Cpu::default().tensor(at)).as_vec();
+    let expected: Vec<f64> = at.iter().map(|v: &f64| v.clamp(0.0, 6.0)).collect();
+    assert_close("ReLU6", &y, &expected, F64_TIGHT);
+}
+
+/// `bias=False` builds a weight-only conv that equals the biased conv with a zero bias.
+#[test]
+fn conv_without_bias_is_the_conv_with_a_zero_bias() {
+    type NoBias = Conv2d<4, 6, 3, 2, 1, 1, 2, false>;
+    type WithBias = Conv2d<4, 6, 3, 2, 1, 1, 2>;
+    assert_eq!(<NoBias as ShapeInfer<Rank3<4, 9, 9>>>::PARAMS, 6 * 2 * 9);
+    assert_eq!(
+        <NoBias as ShapeInfer<Rank3<4, 9, 9>>>::name(),
+        "Conv2d<4, 6, 3, 2, 1, 1, 2, false>"
+    );
+    let dev = Cpu::default();
+    let plain = dev.build_module::<NoBias, f64>();
+    let mut biased = dev.build_module::<WithBias, f64>();
+    biased.weight = plain.weight.clone();
+    biased.bias = dev.zeros();
+    let x: Tensor<Rank4<2, 4, 9, 9>, f64, _> = dev.sample_normal();
+    let (a, b) = (plain.forward(x.clone()), biased.forward(x.clone()));
+    assert_close("no-bias conv", &a.as_vec(), &b.as_vec(), F64_TIGHT);
+    let ga = plain.forward(x.leaky_trace()).sum().backward();
+    let gb = biased.forward(x.leaky_trace()).sum().backward();
+    assert_close(
+        "weight grad",
+        &ga.get(&plain.weight).as_vec(),
+        &gb.get(&biased.weight).as_vec(),
+        F64_TIGHT,
+    );
+    assert_close(
+        "input grad",
+        &ga.get(&x).as_vec(),
+        &gb.get(&x).as_vec(),
+        F64_TIGHT,
+    );
+    assert_eq!(plain.num_trainable_params(), 108);
 }
 
 type Small = (

@@ -1,4 +1,4 @@
-//! Activation layers with PyTorch's names: ReLU, Sigmoid, Tanh, LeakyReLU, ELU, Softplus, GELU, Identity, Softmax.
+//! Activation layers with PyTorch's names: ReLU, ReLU6, Sigmoid, Tanh, LeakyReLU, ELU, Softplus, GELU, Identity, Softmax.
 
 use crate::shape::{ShapeInfer, StaticShape};
 use dfdx::nn::{Module, NonMutableModule, ZeroSizedModule};
@@ -75,6 +75,7 @@ shape_preserving!(
     Softplus => "Softplus",
     LeakyReLU => "LeakyReLU",
     ELU => "ELU",
+    ReLU6 => "ReLU6",
 );
 
 /// Gaussian error linear unit `x * Phi(x)`, exact (erf) form.
@@ -91,6 +92,22 @@ shape_preserving!(
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GELU;
+
+/// `min(max(x, 0), 6)`: the ReLU capped at 6 that MobileNet uses, so activations
+/// stay in a range low-precision arithmetic can hold.
+///
+/// PyTorch equivalent: `torch.nn.ReLU6()`.
+///
+/// # Shapes
+/// Any shape, unchanged.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// let y = ReLU6.forward(Cpu::default().tensor([-1.0f32, 3.0, 7.5]));
+/// assert_eq!(y.array(), [0.0, 3.0, 6.0]);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReLU6;
 
 /// Returns its input unchanged. PyTorch equivalent: `torch.nn.Identity`.
 ///
@@ -179,7 +196,7 @@ macro_rules! zero_sized {
         impl NonMutableModule for $layer {}
     )*};
 }
-zero_sized!(GELU, Identity, Softplus, LeakyReLU, ELU);
+zero_sized!(GELU, Identity, Softplus, LeakyReLU, ELU, ReLU6);
 
 impl<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>> Module<Tensor<S, E, D, T>> for GELU {
     type Output = Tensor<S, E, D, T>;
@@ -250,5 +267,13 @@ impl<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>> Module<Tensor<S, E, D, T>>
             .try_sub(E::ONE)?
             .try_mul(alpha)?;
         x.try_relu()?.try_add(negative)
+    }
+}
+
+impl<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>> Module<Tensor<S, E, D, T>> for ReLU6 {
+    type Output = Tensor<S, E, D, T>;
+    type Error = D::Err;
+    fn try_forward(&self, x: Tensor<S, E, D, T>) -> Result<Self::Output, D::Err> {
+        x.try_clamp(0.0, 6.0)
     }
 }

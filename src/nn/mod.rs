@@ -12,7 +12,7 @@ pub mod pool;
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
 pub mod builders {
     pub use super::activation::{
-        Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
+        Identity, LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
@@ -25,10 +25,10 @@ pub mod builders {
 /// The modules builders build: tensors on a device, ready for `forward`.
 pub mod modules {
     pub use super::activation::{
-        Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
+        Identity, LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
-    pub use super::conv::Conv2d;
+    pub use super::conv::{Conv2d, Conv2dNoBias};
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
