@@ -40,6 +40,7 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod pytorch;
 pub mod shape;
 pub mod train;
 
