@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod activation_extra;
 pub mod conv;
+pub mod conv_transpose;
 pub mod flatten;
 pub mod init;
 pub mod linear;
@@ -17,6 +18,7 @@ pub mod builders {
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
     pub use super::conv::builder::Conv2d;
+    pub use super::conv_transpose::builder::ConvTranspose2d;
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
@@ -29,6 +31,7 @@ pub mod modules {
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
     pub use super::conv::Conv2d;
+    pub use super::conv_transpose::ConvTranspose2d;
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};

@@ -5,6 +5,7 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
+mod transpose;
 
 pub use checks::*;
 pub use dims::{
@@ -13,3 +14,6 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
+pub use transpose::{
+    check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
+};
