@@ -5,6 +5,7 @@ pub mod activation_extra;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
+pub mod conv_transpose;
 pub mod dropout;
 pub mod flatten;
 pub mod init;
@@ -23,6 +24,7 @@ pub mod builders {
     pub use super::batchnorm::builder::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
+    pub use super::conv_transpose::builder::ConvTranspose2d;
     pub use super::dropout::{Dropout, DropoutOneIn};
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
@@ -39,6 +41,7 @@ pub mod modules {
     pub use super::batchnorm::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
+    pub use super::conv_transpose::ConvTranspose2d;
     pub use super::dropout::{Dropout, DropoutOneIn};
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;

@@ -6,6 +6,7 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
+mod transpose;
 
 pub use blocks::{
     batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
@@ -18,3 +19,6 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
+pub use transpose::{
+    check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
+};
