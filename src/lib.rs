@@ -60,6 +60,9 @@ pub mod prelude {
     pub use crate::kernels::KernelDevice;
     pub use crate::nn::builders::*;
     pub use crate::nn::init::{init_weights, Init};
+    pub use crate::shape::Scaled;
+    // dfdx's tensor_ops also exports a `Bilinear` (its upscale2d method); the layer's mode wins.
+    pub use crate::nn::builders::Bilinear;
     pub use crate::shape::{
         ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, ShapeInfer, StaticDim, StaticShape,
         Summary,

@@ -2,12 +2,14 @@
 
 pub mod activation;
 pub mod activation_extra;
+pub mod adaptive_pool;
 pub mod conv;
 pub mod flatten;
 pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod upsample;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
 pub mod builders {
@@ -16,10 +18,12 @@ pub mod builders {
     };
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
+    pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::conv::builder::Conv2d;
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
 
 /// The modules builders build: tensors on a device, ready for `forward`.
@@ -28,8 +32,10 @@ pub mod modules {
         Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
+    pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::conv::Conv2d;
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
