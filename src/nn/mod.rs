@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod activation_extra;
+pub mod adaptive_pool;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
@@ -13,6 +14,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod residual;
+pub mod upsample;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
 pub mod builders {
@@ -21,6 +23,7 @@ pub mod builders {
     };
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
+    pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::batchnorm::builder::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
@@ -30,6 +33,7 @@ pub mod builders {
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
 
 /// The modules builders build: tensors on a device, ready for `forward`.
@@ -38,6 +42,7 @@ pub mod modules {
         Identity, LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
+    pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::batchnorm::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
@@ -47,4 +52,5 @@ pub mod modules {
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
