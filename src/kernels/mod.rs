@@ -35,12 +35,12 @@ pub use resample::{Resample2dKernel, ResampleAxis};
 /// needs_kernels(&shapesafe::prelude::Cpu::default());
 /// ```
 pub trait KernelDevice<E: Dtype>:
-    Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E>
+    Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E> + Resample2dKernel<E>
 {
 }
 
-impl<E: Dtype, D: Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E>> KernelDevice<E>
-    for D
+impl<E: Dtype, D> KernelDevice<E> for D where
+    D: Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E> + Resample2dKernel<E>
 {
 }
 
