@@ -53,7 +53,8 @@ impl ResampleAxis {
     /// Nearest-neighbour upsampling by an integer `scale`: output `i` copies input `i / scale`.
     ///
     /// PyTorch equivalent: `nn.Upsample(scale_factor=scale, mode="nearest")` along one axis,
-    /// whose `floor(i * (1 / scale))` equals `i / scale` for integer scales.
+    /// whose `floor(i * (1 / scale))` equals `i / scale` for integer scales. A `scale` of 0
+    /// counts as 1 (the layers reject it at compile time).
     pub fn nearest(input_len: usize, scale: usize) -> Self {
         let scale = scale.max(1);
         Self::from_rows(
@@ -68,7 +69,8 @@ impl ResampleAxis {
     /// align_corners=align_corners)` along one axis. Without `align_corners`, output `i`
     /// samples the source coordinate `(i + 0.5) / scale - 0.5`, clamped below at 0; with it,
     /// `i * (input_len - 1) / (output_len - 1)`. The lower neighbour is the coordinate's
-    /// integer part and the upper one is clamped to the last input, as PyTorch does.
+    /// integer part and the upper one is clamped to the last input, as PyTorch does. A
+    /// `scale` of 0 counts as 1.
     pub fn linear(input_len: usize, scale: usize, align_corners: bool) -> Self {
         let output_len = input_len * scale.max(1);
         let ratio = if align_corners {
