@@ -11,16 +11,16 @@ mod common;
 use shapesafe::models::resnet::{BasicBlock, BasicBlockDown, ConvBn, Head};
 use shapesafe::prelude::*;
 
-/// ResNet's blocks at MNIST's size: 28x28 (16 channels) -> 14x14 (32) -> 7x7 (64).
+/// ResNet's blocks at MNIST's size: 28x28 (8 channels) -> 14x14 (16) -> 7x7 (32).
 type SmallResNet = (
-    (ConvBn<1, 16, 3, 1, 1>, ReLU),
-    BasicBlock<16>,
+    (ConvBn<1, 8, 3, 1, 1>, ReLU),
+    BasicBlock<8>,
+    BasicBlockDown<8, 16, 2>,
     BasicBlockDown<16, 32, 2>,
-    BasicBlockDown<32, 64, 2>,
-    Head<64, 10>,
+    Head<32, 10>,
 );
 
-shapesafe::assert_shapes!(SmallResNet: Rank3<1, 28, 28> => Rank1<10>, params = 77_754);
+shapesafe::assert_shapes!(SmallResNet: Rank3<1, 28, 28> => Rank1<10>, params = 19_810);
 
 fn main() {
     let args = common::parse_args("resnet", common::defaults("resnet", 2, 2e-3));

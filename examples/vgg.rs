@@ -22,7 +22,7 @@ type SmallVgg = (
 shapesafe::assert_shapes!(SmallVgg: Rank3<1, 28, 28> => Rank1<10>, params = 218_682);
 
 fn main() {
-    let args = common::parse_args("vgg", common::defaults("vgg", 3, 1e-3));
+    let args = common::parse_args("vgg", common::defaults("vgg", 2, 1e-3));
     if let Err(e) = args.and_then(|a| common::train_on_mnist::<SmallVgg>("vgg", a)) {
         eprintln!("error: {e}");
         std::process::exit(1);
