@@ -117,8 +117,7 @@ impl<E: Dtype, D: Device<E>, F: TensorCollection<E, D>> TensorCollection<E, D> f
 impl<E: Dtype, D: Device<E>, F: TensorCollection<E, D>, Shortcut: TensorCollection<E, D>>
     TensorCollection<E, D> for ResidualProjection<F, Shortcut>
 {
-    type To<E2: Dtype, D2: Device<E2>> =
-        ResidualProjection<F::To<E2, D2>, Shortcut::To<E2, D2>>;
+    type To<E2: Dtype, D2: Device<E2>> = ResidualProjection<F::To<E2, D2>, Shortcut::To<E2, D2>>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -214,7 +213,7 @@ where
 /// `Module` and `ModuleMut` for one input rank: `[$batch]` is the batch dim (or
 /// none), `$dim` the input's static dims, `$out` the branch's, `$short` the shortcut's.
 macro_rules! residual_forward {
-    ([$($batch:ident)?] ($($dim:ident),+) ($($out:ident),+) ($($short:ident),+)) => {
+    ([$($batch:ident)?], ($($dim:ident),+), ($($out:ident),+), ($($short:ident),+)) => {
         residual_forward!(@residual Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) &);
         residual_forward!(@residual ModuleMut, try_forward_mut, [$($batch)?] ($($dim),+) ($($out),+) &mut);
         residual_forward!(@projection Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) ($($short),+) &);
@@ -288,7 +287,7 @@ macro_rules! residual_forward {
     };
 }
 
-residual_forward!([B] (C, H, W) (C1, H1, W1) (C2, H2, W2));
-residual_forward!([] (C, H, W) (C1, H1, W1) (C2, H2, W2));
-residual_forward!([B] (F0) (F1) (F2));
-residual_forward!([] (F0) (F1) (F2));
+residual_forward!([B], (C, H, W), (C1, H1, W1), (C2, H2, W2));
+residual_forward!([], (C, H, W), (C1, H1, W1), (C2, H2, W2));
+residual_forward!([B], (F0), (F1), (F2));
+residual_forward!([], (F0), (F1), (F2));
