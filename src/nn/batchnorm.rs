@@ -51,6 +51,14 @@ pub mod builder {
     /// // Inference: running statistics.
     /// let _ = bn.forward(x);
     /// ```
+    ///
+    /// A batch norm sized for other channels does not build:
+    ///
+    /// ```compile_fail
+    /// use shapesafe::prelude::*;
+    /// type Net = (Conv2d<3, 32, 3>, BatchNorm2d<64>);
+    /// shapesafe::assert_shapes!(Net: Rank3<3, 8, 8> => Rank3<32, 6, 6>);
+    /// ```
     #[derive(Debug, Clone, Copy, Default)]
     pub struct BatchNorm2d<const CHANNELS: usize>;
 }

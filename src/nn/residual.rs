@@ -42,6 +42,14 @@ use dfdx::prelude::*;
 /// let y: Tensor<Rank4<2, 8, 16, 16>, f32, _> = block.forward_mut(x.clone()); // training
 /// let y: Tensor<Rank4<2, 8, 16, 16>, f32, _> = block.forward(x); // inference
 /// ```
+///
+/// A branch that changes the shape does not build:
+///
+/// ```compile_fail
+/// use shapesafe::prelude::*;
+/// type Block = Residual<(Conv2d<8, 16, 3, 2, 1>, ReLU)>;
+/// shapesafe::assert_shapes!(Block: Rank3<8, 16, 16> => Rank3<8, 16, 16>);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Residual<F> {
     /// The branch `F`.
