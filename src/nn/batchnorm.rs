@@ -51,6 +51,14 @@ pub mod builder {
     /// // Inference: running statistics.
     /// let _ = bn.forward(x);
     /// ```
+    ///
+    /// A batch norm sized for other channels does not build:
+    ///
+    /// ```compile_fail
+    /// use shapesafe::prelude::*;
+    /// type Net = (Conv2d<3, 32, 3>, BatchNorm2d<64>);
+    /// shapesafe::assert_shapes!(Net: Rank3<3, 8, 8> => Rank3<32, 6, 6>);
+    /// ```
     #[derive(Debug, Clone, Copy, Default)]
     pub struct BatchNorm2d<const CHANNELS: usize>;
 }
@@ -161,6 +169,12 @@ impl<const CHANNELS: usize, C: StaticDim, H: StaticDim, W: StaticDim> ShapeInfer
 /// The per-channel axes of `(B, C, H, W)` that statistics reduce over.
 type Spatial = Axes3<0, 2, 3>;
 
+/// A batch of images.
+type Images<B, C, H, W, E, D, T> = Tensor<(B, C, H, W), E, D, T>;
+
+/// A batch of images, or the device's error.
+type Normalised<B, C, H, W, E, D, T> = Result<Images<B, C, H, W, E, D, T>, <D as HasErr>::Err>;
+
 impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> {
     fn scalar(&self, value: f64) -> E {
         E::from_f64(value).unwrap_or_default()
@@ -179,8 +193,8 @@ impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> 
 
     fn eval_forward<B: Dim, C: StaticDim, H: StaticDim, W: StaticDim, T: Tape<E, D>>(
         &self,
-        x: Tensor<(B, C, H, W), E, D, T>,
-    ) -> Result<Tensor<(B, C, H, W), E, D, T>, D::Err> {
+        x: Images<B, C, H, W, E, D, T>,
+    ) -> Normalised<B, C, H, W, E, D, T> {
         const { <builder::BatchNorm2d<CHANNELS> as ShapeInfer<(C, H, W)>>::CHECK };
         let shape = *x.shape();
         let std = self
@@ -199,8 +213,8 @@ impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> 
 
     fn train_forward<B: Dim, C: StaticDim, H: StaticDim, W: StaticDim, T: Tape<E, D>>(
         &mut self,
-        x: Tensor<(B, C, H, W), E, D, T>,
-    ) -> Result<Tensor<(B, C, H, W), E, D, T>, D::Err> {
+        x: Images<B, C, H, W, E, D, T>,
+    ) -> Normalised<B, C, H, W, E, D, T> {
         const { <builder::BatchNorm2d<CHANNELS> as ShapeInfer<(C, H, W)>>::CHECK };
         let shape = *x.shape();
         let count = shape.0.size() * H::SIZE * W::SIZE;

@@ -24,8 +24,8 @@ use dfdx::prelude::*;
 /// [`ModuleMut::forward_mut`] run the branches in the same mode. The branches are
 /// visited as `0` and `1` (parameters `0.weight`, `1.weight`, ...).
 ///
-/// Each branch must compute something or be the other's only `Identity`: with
-/// `Identity` on both sides, dfdx's backward would see one tensor twice and panic.
+/// At most one branch may be a bare `Identity`: with `Identity` on both sides,
+/// dfdx's backward would see one tensor twice and panic.
 ///
 /// # Generics
 /// - `A`, `B`: the branches, layers or tuples of layers.

@@ -42,6 +42,14 @@ use dfdx::prelude::*;
 /// let y: Tensor<Rank4<2, 8, 16, 16>, f32, _> = block.forward_mut(x.clone()); // training
 /// let y: Tensor<Rank4<2, 8, 16, 16>, f32, _> = block.forward(x); // inference
 /// ```
+///
+/// A branch that changes the shape does not build:
+///
+/// ```compile_fail
+/// use shapesafe::prelude::*;
+/// type Block = Residual<(Conv2d<8, 16, 3, 2, 1>, ReLU)>;
+/// shapesafe::assert_shapes!(Block: Rank3<8, 16, 16> => Rank3<8, 16, 16>);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Residual<F> {
     /// The branch `F`.
@@ -213,7 +221,7 @@ where
 /// `Module` and `ModuleMut` for one input rank: `[$batch]` is the batch dim (or
 /// none), `$dim` the input's static dims, `$out` the branch's, `$short` the shortcut's.
 macro_rules! residual_forward {
-    ([$($batch:ident)?] ($($dim:ident),+) ($($out:ident),+) ($($short:ident),+)) => {
+    ([$($batch:ident)?], ($($dim:ident),+), ($($out:ident),+), ($($short:ident),+)) => {
         residual_forward!(@residual Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) &);
         residual_forward!(@residual ModuleMut, try_forward_mut, [$($batch)?] ($($dim),+) ($($out),+) &mut);
         residual_forward!(@projection Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) ($($short),+) &);
@@ -291,3 +299,7 @@ residual_forward!([B](C, H, W)(C1, H1, W1)(C2, H2, W2));
 residual_forward!([](C, H, W)(C1, H1, W1)(C2, H2, W2));
 residual_forward!([B](F0)(F1)(F2));
 residual_forward!([](F0)(F1)(F2));
+residual_forward!([B], (C, H, W), (C1, H1, W1), (C2, H2, W2));
+residual_forward!([], (C, H, W), (C1, H1, W1), (C2, H2, W2));
+residual_forward!([B], (F0), (F1), (F2));
+residual_forward!([], (F0), (F1), (F2));

@@ -185,6 +185,40 @@ mod tests {
         assert_eq!(format!("{:?}", S::default()), "12");
     }
 
+    // The checks are plain const fns, so calling them at run time panics with the
+    // very text the compiler shows.
+    #[test]
+    #[should_panic(
+        expected = "shape mismatch: BatchNorm2d<64> expects 64 channels, but got 32 (its input is (32, 8, 8))"
+    )]
+    fn batchnorm_channels_message() {
+        check_batchnorm2d(64, [32, 8, 8]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "shape mismatch: Residual branch gives (128, 16, 16), but its input is (64, 32, 32)"
+    )]
+    fn residual_message() {
+        check_residual(&[128, 16, 16], &[64, 32, 32]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "shape mismatch: ResidualProjection branch gives (128, 16, 16), but its shortcut gives (128, 32, 32) (input (64, 32, 32))"
+    )]
+    fn residual_projection_message() {
+        check_residual_projection(&[128, 16, 16], &[128, 32, 32], &[64, 32, 32]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "shape mismatch: Concat of (64, 28, 28) and (64, 27, 27): spatial sizes differ"
+    )]
+    fn concat_message() {
+        check_concat(&[64, 28, 28], &[64, 27, 27]);
+    }
+
     #[test]
     fn names() {
         assert_eq!(batchnorm2d_name(64).as_str(), "BatchNorm2d<64>");
