@@ -295,10 +295,6 @@ macro_rules! residual_forward {
     };
 }
 
-residual_forward!([B](C, H, W)(C1, H1, W1)(C2, H2, W2));
-residual_forward!([](C, H, W)(C1, H1, W1)(C2, H2, W2));
-residual_forward!([B](F0)(F1)(F2));
-residual_forward!([](F0)(F1)(F2));
 residual_forward!([B], (C, H, W), (C1, H1, W1), (C2, H2, W2));
 residual_forward!([], (C, H, W), (C1, H1, W1), (C2, H2, W2));
 residual_forward!([B], (F0), (F1), (F2));
