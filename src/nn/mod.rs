@@ -8,6 +8,7 @@ pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod unflatten;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
 pub mod builders {
@@ -20,6 +21,7 @@ pub mod builders {
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::unflatten::Unflatten;
 }
 
 /// The modules builders build: tensors on a device, ready for `forward`.
@@ -32,4 +34,5 @@ pub mod modules {
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::unflatten::Unflatten;
 }

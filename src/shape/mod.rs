@@ -5,6 +5,7 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
+mod unflatten;
 
 pub use checks::*;
 pub use dims::{
@@ -13,3 +14,4 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
+pub use unflatten::{check_unflatten, unflatten_name};
