@@ -65,6 +65,7 @@ pub mod prelude {
         ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, ShapeInfer, StaticDim, StaticShape,
         Summary,
     };
+    pub use crate::shape::SumDim;
     pub use dfdx::losses::*;
     pub use dfdx::nn::{
         BuildModule, BuildOnDevice, DeviceBuildExt, LoadFromSafetensors, Module, ModuleMut,

@@ -2,12 +2,16 @@
 
 pub mod activation;
 pub mod activation_extra;
+pub mod batchnorm;
+pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod flatten;
 pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod residual;
 pub mod unflatten;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
@@ -17,10 +21,14 @@ pub mod builders {
     };
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
+    pub use super::batchnorm::builder::BatchNorm2d;
+    pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
+    pub use super::dropout::{Dropout, DropoutOneIn};
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::residual::{Residual, ResidualProjection};
     pub use super::unflatten::Unflatten;
 }
 
@@ -30,9 +38,13 @@ pub mod modules {
         Identity, LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
+    pub use super::batchnorm::BatchNorm2d;
+    pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
+    pub use super::dropout::{Dropout, DropoutOneIn};
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::residual::{Residual, ResidualProjection};
     pub use super::unflatten::Unflatten;
 }

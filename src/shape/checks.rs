@@ -49,7 +49,7 @@ const fn append_layer_name(
     m.text(">")
 }
 
-const fn has_zero(dims: &[usize]) -> bool {
+pub(crate) const fn has_zero(dims: &[usize]) -> bool {
     let mut i = 0;
     while i < dims.len() {
         if dims[i] == 0 {

@@ -1,5 +1,6 @@
 //! The shape engine: computed dim types, compile-time checks and their messages, shape inference.
 
+mod blocks;
 mod checks;
 mod contract;
 mod dims;
@@ -7,6 +8,10 @@ mod infer;
 mod message;
 mod unflatten;
 
+pub use blocks::{
+    batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
+    SumDim,
+};
 pub use checks::*;
 pub use dims::{
     product, window_output, ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, StaticDim,
