@@ -96,9 +96,9 @@ impl NameMap {
             }
         }
         match best {
-            Some((prefix, theirs)) if theirs.is_empty() => ours[prefix.len()..]
-                .trim_start_matches('.')
-                .to_string(),
+            Some((prefix, theirs)) if theirs.is_empty() => {
+                ours[prefix.len()..].trim_start_matches('.').to_string()
+            }
             Some((prefix, theirs)) => format!("{theirs}{}", &ours[prefix.len()..]),
             None => ours.to_string(),
         }
@@ -281,7 +281,10 @@ impl<'a, 'data, E: Dtype, D: Device<E>> TensorVisitor<E, D> for StateDictReader<
         let values = decode(view.dtype(), view.data()).ok_or_else(|| {
             weights_error(
                 self.path,
-                format!("tensor {key:?} is stored as {:?}, which is not a float type", view.dtype()),
+                format!(
+                    "tensor {key:?} is stored as {:?}, which is not a float type",
+                    view.dtype()
+                ),
             )
         })?;
         if values.len() != t.shape().num_elements() {

@@ -130,8 +130,14 @@ pub struct VaeOutput<Reconstruction, Latent> {
 /// assert_eq!(model.num_trainable_params(), 15 + 2 * 8 + 12);
 /// ```
 #[derive(Debug, Clone)]
-pub struct Vae<Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E: Dtype, D: Storage<E>>
-{
+pub struct Vae<
+    Encoder,
+    Decoder,
+    const FEATURES: usize,
+    const LATENT: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
     /// Maps the input to `FEATURES` features.
     pub encoder: Encoder,
     /// The head giving the latent mean.
@@ -316,8 +322,8 @@ where
 
 /// Training: decodes `z = mu + exp(0.5 * log_var) * eps` with `eps ~ N(0, 1)` drawn on
 /// the device, and runs the encoder and decoder in training mode.
-impl<X, S, Z, R, Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D, T>
-    ModuleMut<X> for Vae<Encoder, Decoder, FEATURES, LATENT, E, D>
+impl<X, S, Z, R, Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D, T> ModuleMut<X>
+    for Vae<Encoder, Decoder, FEATURES, LATENT, E, D>
 where
     E: Dtype,
     D: Device<E>,
@@ -336,9 +342,7 @@ where
     fn try_forward_mut(&mut self, x: X) -> Result<Self::Output, D::Err> {
         let h = self.encoder.try_forward_mut(x)?;
         let (mu, log_var) = self.try_heads(h)?;
-        let eps = mu
-            .device()
-            .try_sample_like(mu.shape(), StandardNormal)?;
+        let eps = mu.device().try_sample_like(mu.shape(), StandardNormal)?;
         let (mu_out, log_var_out) = (mu.retaped::<T>(), log_var.retaped::<T>());
         let z = try_reparameterize(mu, log_var, eps)?;
         Ok(VaeOutput {
@@ -377,7 +381,8 @@ where
     }
     /// The encoder's rows, one row per head, then the decoder's rows.
     fn summarize(rows: &mut Vec<SummaryRow>) {
-        type Head<Out, const F: usize, const L: usize> = <LinearBuilder<F, L> as ShapeInfer<Out>>::Output;
+        type Head<Out, const F: usize, const L: usize> =
+            <LinearBuilder<F, L> as ShapeInfer<Out>>::Output;
         Encoder::summarize(rows);
         for head in ["mu", "log_var"] {
             rows.push(SummaryRow {
@@ -594,7 +599,9 @@ where
     let log_p = p.retaped::<T>().try_ln()?;
     let log_not_p = p.try_negate()?.try_add(E::ONE)?.try_ln()?;
     let not_target = target.clone().try_negate()?.try_add(E::ONE)?;
-    let log_likelihood = log_p.try_mul(target)?.try_add(log_not_p.try_mul(not_target)?)?;
+    let log_likelihood = log_p
+        .try_mul(target)?
+        .try_add(log_not_p.try_mul(not_target)?)?;
     log_likelihood
         .try_sum::<Rank0, _>()?
         .try_mul(number(-1.0 / batch as f64))
@@ -673,4 +680,3 @@ where
     let kl = try_kl_divergence(output.mu, output.log_var)?;
     reconstruction.try_add(kl.try_mul(beta)?)
 }
-

@@ -117,8 +117,7 @@ impl<E: Dtype, D: Device<E>, F: TensorCollection<E, D>> TensorCollection<E, D> f
 impl<E: Dtype, D: Device<E>, F: TensorCollection<E, D>, Shortcut: TensorCollection<E, D>>
     TensorCollection<E, D> for ResidualProjection<F, Shortcut>
 {
-    type To<E2: Dtype, D2: Device<E2>> =
-        ResidualProjection<F::To<E2, D2>, Shortcut::To<E2, D2>>;
+    type To<E2: Dtype, D2: Device<E2>> = ResidualProjection<F::To<E2, D2>, Shortcut::To<E2, D2>>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -288,7 +287,7 @@ macro_rules! residual_forward {
     };
 }
 
-residual_forward!([B] (C, H, W) (C1, H1, W1) (C2, H2, W2));
-residual_forward!([] (C, H, W) (C1, H1, W1) (C2, H2, W2));
-residual_forward!([B] (F0) (F1) (F2));
-residual_forward!([] (F0) (F1) (F2));
+residual_forward!([B](C, H, W)(C1, H1, W1)(C2, H2, W2));
+residual_forward!([](C, H, W)(C1, H1, W1)(C2, H2, W2));
+residual_forward!([B](F0)(F1)(F2));
+residual_forward!([](F0)(F1)(F2));

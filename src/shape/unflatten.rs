@@ -63,7 +63,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "Unflatten<32, 7, 7> expects 1568 = 32 * 7 * 7 input features, but its input has 1500")]
+    #[should_panic(
+        expected = "Unflatten<32, 7, 7> expects 1568 = 32 * 7 * 7 input features, but its input has 1500"
+    )]
     fn a_wrong_size_names_the_numbers() {
         check_unflatten([32, 7, 7], 1500, &[]);
     }
