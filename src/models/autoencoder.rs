@@ -1,13 +1,169 @@
 //! Autoencoders for 28x28 digits and a variational autoencoder (Kingma & Welling, 2014).
 
-use crate::nn::builders::Linear as LinearBuilder;
+use crate::nn::builders::{
+    Conv2d, ConvTranspose2d, Flatten, Linear as LinearBuilder, ReLU, Sigmoid, Unflatten,
+};
 use crate::nn::modules::Linear;
 use crate::shape::{ShapeInfer, StaticShape, SummaryRow};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, ModuleMut};
 use dfdx::nn::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
+use dfdx::shapes::{Rank1, Rank3};
 use rand_distr::uniform::SampleUniform;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The convolutional half of [`ConvEncoder`]: two stride-2 convolutions take a 28x28
+/// digit to 32 maps of 7x7, flattened to 1,568 features. It is the encoder of
+/// [`ConvVae`], whose two heads take the place of `ConvEncoder`'s last `Linear`.
+///
+/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(),
+/// nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(), nn.Flatten())`.
+///
+/// # Shapes
+/// - `(Const<1>, Const<28>, Const<28>) -> (Flattened<(32, 7, 7)>,)` (1,568 features)
+/// - `(B, Const<1>, Const<28>, Const<28>) -> (B, Flattened<(32, 7, 7)>)`
+///
+/// 4,800 parameters: `16 * 1 * 3 * 3 + 16 = 160` and `32 * 16 * 3 * 3 + 32 = 4,640`.
+///
+/// ```
+/// use shapesafe::models::ConvFeatures;
+/// use shapesafe::prelude::*;
+/// let dev = Cpu::default();
+/// let features = dev.build_module::<ConvFeatures, f32>();
+/// let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.zeros();
+/// assert_eq!(features.forward(x).shape().concrete(), [2, 1568]);
+/// ```
+pub type ConvFeatures = (
+    Conv2d<1, 16, 3, 2, 1>,
+    ReLU,
+    Conv2d<16, 32, 3, 2, 1>,
+    ReLU,
+    Flatten,
+);
+
+crate::assert_shapes!(ConvFeatures: Rank3<1, 28, 28> => Rank1<1568>, params = 4_800);
+
+/// The encoder of [`ConvAutoencoder`]: 28x28 digit to a `LATENT`-dim code.
+///
+/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(),
+/// nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(1568, LATENT))`.
+///
+/// # Shapes
+/// - `(Const<1>, Const<28>, Const<28>) -> (Const<LATENT>,)`
+/// - `(B, Const<1>, Const<28>, Const<28>) -> (B, Const<LATENT>)`
+///
+/// `4,800 + 1,569 * LATENT` parameters: 55,008 for `LATENT = 32`
+/// (160 + 4,640 in the convolutions, `1568 * 32 + 32 = 50,208` in the `Linear`), checked
+/// at compile time.
+///
+/// ```
+/// use shapesafe::models::ConvEncoder;
+/// use shapesafe::prelude::*;
+/// let dev = Cpu::default();
+/// let encoder = dev.build_module::<ConvEncoder<32>, f32>();
+/// let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.zeros();
+/// let code: Tensor<Rank2<2, 32>, f32, _> = encoder.forward(x);
+/// assert_eq!(encoder.num_trainable_params(), 55_008);
+/// ```
+pub type ConvEncoder<const LATENT: usize> = (
+    Conv2d<1, 16, 3, 2, 1>,
+    ReLU,
+    Conv2d<16, 32, 3, 2, 1>,
+    ReLU,
+    Flatten,
+    LinearBuilder<1568, LATENT>,
+);
+
+crate::assert_shapes!(ConvEncoder<32>: Rank3<1, 28, 28> => Rank1<32>, params = 55_008);
+
+/// The decoder of [`ConvAutoencoder`] and [`ConvVae`]: a `LATENT`-dim code to a 28x28
+/// image of probabilities, mirroring [`ConvEncoder`] with transposed convolutions.
+///
+/// PyTorch equivalent: `nn.Sequential(nn.Linear(LATENT, 1568), nn.ReLU(),
+/// nn.Unflatten(1, (32, 7, 7)), nn.ConvTranspose2d(32, 16, 3, 2, 1, 1), nn.ReLU(),
+/// nn.ConvTranspose2d(16, 1, 3, 2, 1, 1), nn.Sigmoid())`. dfdx implements modules for
+/// tuples of up to six elements, so the layers are grouped.
+///
+/// # Shapes
+/// - `(Const<LATENT>,) -> (Const<1>, Const<28>, Const<28>)` (as `ConvTransposeOut` dims of size 28)
+/// - `(B, Const<LATENT>) -> (B, Const<1>, Const<28>, Const<28>)`
+///
+/// `1,568 * LATENT + 6,337` parameters: 56,513 for `LATENT = 32` (`32 * 1568 + 1568 =
+/// 51,744` in the `Linear`, `32 * 16 * 3 * 3 + 16 = 4,624` and `16 * 1 * 3 * 3 + 1 = 145`
+/// in the transposed convolutions), checked at compile time.
+///
+/// ```
+/// use shapesafe::models::ConvDecoder;
+/// use shapesafe::prelude::*;
+/// let dev = Cpu::default();
+/// let decoder = dev.build_module::<ConvDecoder<32>, f32>();
+/// let z: Tensor<Rank2<2, 32>, f32, _> = dev.sample_normal();
+/// let image = decoder.forward(z);
+/// assert_eq!(image.shape().concrete(), [2, 1, 28, 28]);
+/// assert!(image.as_vec().iter().all(|p| (0.0..=1.0).contains(p)));
+/// ```
+pub type ConvDecoder<const LATENT: usize> = (
+    (LinearBuilder<LATENT, 1568>, ReLU),
+    Unflatten<32, 7, 7>,
+    (ConvTranspose2d<32, 16, 3, 2, 1, 1>, ReLU),
+    (ConvTranspose2d<16, 1, 3, 2, 1, 1>, Sigmoid),
+);
+
+crate::assert_shapes!(ConvDecoder<32>: Rank1<32> => Rank3<1, 28, 28>, params = 56_513);
+
+/// A convolutional autoencoder for 28x28 greyscale digits: [`ConvEncoder`] then
+/// [`ConvDecoder`]; train it with [`reconstruction_loss`] against its input.
+///
+/// PyTorch equivalent: `nn.Sequential(encoder, decoder)` of the two documented there.
+///
+/// # Shapes
+/// - `(Const<1>, Const<28>, Const<28>) -> (Const<1>, Const<28>, Const<28>)` (probabilities)
+/// - `(B, Const<1>, Const<28>, Const<28>) -> (B, Const<1>, Const<28>, Const<28>)`
+///
+/// `11,137 + 3,137 * LATENT` parameters: 111,521 for `LATENT = 32` (55,008 + 56,513),
+/// checked at compile time.
+///
+/// ```
+/// use shapesafe::models::{reconstruction_loss, ConvAutoencoder};
+/// use shapesafe::prelude::*;
+/// let dev = Cpu::default();
+/// let mut model = dev.build_module::<ConvAutoencoder<32>, f32>();
+/// let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.sample_uniform();
+/// let y = model.forward_mut(x.trace(model.alloc_grads()));
+/// let loss = reconstruction_loss(y, x.clone());
+/// let grads = loss.backward();
+/// assert_eq!(model.num_trainable_params(), 111_521);
+/// ```
+pub type ConvAutoencoder<const LATENT: usize> = (ConvEncoder<LATENT>, ConvDecoder<LATENT>);
+
+crate::assert_shapes!(ConvAutoencoder<32>: Rank3<1, 28, 28> => Rank3<1, 28, 28>, params = 111_521);
+
+/// A convolutional VAE for 28x28 greyscale digits: [`ConvFeatures`] (1,568 features),
+/// heads `mu` and `log_var` of `Linear<1568, LATENT>`, and [`ConvDecoder`]. Train it with
+/// [`vae_loss`]; decode `z ~ N(0, I)` with its `decoder` to draw new digits.
+///
+/// # Shapes
+/// - `(Const<1>, Const<28>, Const<28>) -> VaeOutput { reconstruction: (1, 28, 28), mu, log_var: (LATENT,) }`
+/// - `(B, Const<1>, Const<28>, Const<28>) -> VaeOutput { reconstruction: (B, 1, 28, 28), mu, log_var: (B, LATENT) }`
+///
+/// `11,137 + 4,706 * LATENT` parameters: 86,433 for `LATENT = 16` (4,800 in the
+/// convolutions, `2 * (1568 * 16 + 16) = 50,208` in the heads, `16 * 1568 + 1568 + 4,624
+/// + 145 = 31,425` in the decoder), checked at compile time.
+///
+/// ```
+/// use shapesafe::models::{vae_loss, ConvVae};
+/// use shapesafe::prelude::*;
+/// let dev = Cpu::default();
+/// let mut model = dev.build_module::<ConvVae<16>, f32>();
+/// let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.sample_uniform();
+/// let out = model.forward_mut(x.trace(model.alloc_grads()));
+/// let grads = vae_loss(out, x.clone(), 1.0).backward();
+/// let z: Tensor<Rank2<4, 16>, f32, _> = dev.sample_normal();
+/// assert_eq!(model.decoder.forward(z).shape().concrete(), [4, 1, 28, 28]);
+/// ```
+pub type ConvVae<const LATENT: usize> = builder::Vae<ConvFeatures, ConvDecoder<LATENT>, 1568, LATENT>;
+
+crate::assert_shapes!(ConvVae<16>: Rank3<1, 28, 28> => Rank3<1, 28, 28>, params = 86_433);
 
 /// The builder (architecture) type of [`Vae`].
 pub mod builder {
@@ -541,7 +697,13 @@ const PROBABILITY_FLOOR: f64 = 1e-7;
 /// PyTorch equivalent: `F.binary_cross_entropy(x_hat, x, reduction="sum") / x.shape[0]`.
 ///
 /// # Shapes
-/// `reconstruction`, `target`: any shape `S` whose first dim is the batch; a scalar out.
+/// `reconstruction`: any shape `S` whose first dim is the batch; `target`: a shape of the
+/// same rank and sizes, whose dim types may differ (`Const<28>` against the
+/// `ConvTransposeOut<..>` of size 28 a decoder gives). A scalar out.
+///
+/// # Panics
+/// If the sizes differ, which the types can leave open only for `usize` dims or dims
+/// computed by different formulas.
 ///
 /// ```
 /// use shapesafe::models::reconstruction_loss;
@@ -551,12 +713,13 @@ const PROBABILITY_FLOOR: f64 = 1e-7;
 /// let t = dev.tensor([[1.0, 0.0], [0.0, 1.0]]);
 /// assert!((reconstruction_loss(p, t).array() - 2.0 * 2.0f64.ln()).abs() < 1e-12);
 /// ```
-pub fn reconstruction_loss<S, E, D, T>(
+pub fn reconstruction_loss<S, Target, E, D, T>(
     reconstruction: Tensor<S, E, D, T>,
-    target: Tensor<S, E, D>,
+    target: Tensor<Target, E, D>,
 ) -> Tensor<Rank0, E, D, T>
 where
     S: Shape,
+    Target: Shape<Concrete = S::Concrete>,
     E: Dtype,
     D: Device<E>,
     T: Tape<E, D>,
@@ -564,9 +727,12 @@ where
     try_reconstruction_loss(reconstruction, target).unwrap()
 }
 
-/// Fallible [`reconstruction_loss`].
+/// Fallible [`reconstruction_loss`]: device errors are returned.
 ///
 /// # Shapes
+/// As [`reconstruction_loss`].
+///
+/// # Panics
 /// As [`reconstruction_loss`].
 ///
 /// ```
@@ -577,12 +743,13 @@ where
 /// assert!(loss.array() < 1e-6);
 /// # Ok::<(), CpuError>(())
 /// ```
-pub fn try_reconstruction_loss<S, E, D, T>(
+pub fn try_reconstruction_loss<S, Target, E, D, T>(
     reconstruction: Tensor<S, E, D, T>,
-    target: Tensor<S, E, D>,
+    target: Tensor<Target, E, D>,
 ) -> Result<Tensor<Rank0, E, D, T>, D::Err>
 where
     S: Shape,
+    Target: Shape<Concrete = S::Concrete>,
     E: Dtype,
     D: Device<E>,
     T: Tape<E, D>,
@@ -595,6 +762,14 @@ where
         .next()
         .unwrap_or(1)
         .max(1);
+    let target = match target.try_realize::<S>() {
+        Ok(target) => target,
+        Err(target) => panic!(
+            "reconstruction_loss: the target's shape {:?} differs from the reconstruction's {:?}",
+            target.shape().concrete(),
+            reconstruction.shape().concrete()
+        ),
+    };
     let p = reconstruction.try_clamp(PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)?;
     let log_p = p.retaped::<T>().try_ln()?;
     let log_not_p = p.try_negate()?.try_add(E::ONE)?.try_ln()?;
@@ -615,7 +790,11 @@ where
 /// space. The reconstruction must be probabilities (a decoder ending in `Sigmoid`).
 ///
 /// # Shapes
-/// `output.reconstruction` and `target`: `(B, ...)`; `output.mu`, `output.log_var`: `(B, Z)`.
+/// `output.reconstruction` and `target`: `(B, ...)`, as in [`reconstruction_loss`];
+/// `output.mu`, `output.log_var`: `(B, Z)`.
+///
+/// # Panics
+/// As [`reconstruction_loss`].
 ///
 /// ```
 /// use shapesafe::models::{vae_loss, VaeOutput};
@@ -629,13 +808,14 @@ where
 /// let loss = vae_loss(output, dev.tensor([[1.0, 0.0]]), 2.0);
 /// assert!((loss.array() - (2.0 * 2.0f64.ln() + 2.0 * 0.5)).abs() < 1e-12);
 /// ```
-pub fn vae_loss<S, B, Z, E, D, T>(
+pub fn vae_loss<S, Target, B, Z, E, D, T>(
     output: VaeOutput<Tensor<S, E, D, T>, Tensor<(B, Z), E, D, T>>,
-    target: Tensor<S, E, D>,
+    target: Tensor<Target, E, D>,
     beta: f64,
 ) -> Tensor<Rank0, E, D, T>
 where
     S: Shape,
+    Target: Shape<Concrete = S::Concrete>,
     B: Dim,
     Z: Dim,
     E: Dtype,
@@ -645,10 +825,13 @@ where
     try_vae_loss(output, target, beta).unwrap()
 }
 
-/// Fallible [`vae_loss`].
+/// Fallible [`vae_loss`]: device errors are returned.
 ///
 /// # Shapes
 /// As [`vae_loss`].
+///
+/// # Panics
+/// As [`reconstruction_loss`].
 ///
 /// ```
 /// use shapesafe::models::{try_vae_loss, VaeOutput};
@@ -662,13 +845,14 @@ where
 /// assert!(try_vae_loss(output, dev.tensor([[1.0f32]]), 1.0)?.array() < 1e-6);
 /// # Ok::<(), CpuError>(())
 /// ```
-pub fn try_vae_loss<S, B, Z, E, D, T>(
+pub fn try_vae_loss<S, Target, B, Z, E, D, T>(
     output: VaeOutput<Tensor<S, E, D, T>, Tensor<(B, Z), E, D, T>>,
-    target: Tensor<S, E, D>,
+    target: Tensor<Target, E, D>,
     beta: f64,
 ) -> Result<Tensor<Rank0, E, D, T>, D::Err>
 where
     S: Shape,
+    Target: Shape<Concrete = S::Concrete>,
     B: Dim,
     Z: Dim,
     E: Dtype,
