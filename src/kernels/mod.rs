@@ -10,6 +10,7 @@
 //! reductions), so dfdx's own autodiff differentiates them; the CUDA device uses them.
 
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod geometry;
 pub mod pool2d;
 
@@ -18,6 +19,7 @@ use dfdx::prelude::{
 };
 
 pub use conv2d::Conv2dKernel;
+pub use conv_transpose2d::{ConvTranspose2dGeometry, ConvTranspose2dKernel};
 pub use geometry::{Conv2dGeometry, Pool2dGeometry};
 pub use pool2d::{Pool2dKernel, PoolKind};
 
@@ -30,9 +32,15 @@ pub use pool2d::{Pool2dKernel, PoolKind};
 /// fn needs_kernels<D: shapesafe::kernels::KernelDevice<f32>>(_: &D) {}
 /// needs_kernels(&shapesafe::prelude::Cpu::default());
 /// ```
-pub trait KernelDevice<E: Dtype>: Conv2dKernel<E> + Pool2dKernel<E> {}
+pub trait KernelDevice<E: Dtype>:
+    Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E>
+{
+}
 
-impl<E: Dtype, D: Conv2dKernel<E> + Pool2dKernel<E>> KernelDevice<E> for D {}
+impl<E: Dtype, D: Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E>> KernelDevice<E>
+    for D
+{
+}
 
 /// Makes `input` contiguous, splits off its tape and copies its values out, in the
 /// layout the CPU kernels read (NCHW, row-major).

@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod dropout;
+pub mod conv_transpose;
 pub mod flatten;
 pub mod init;
 pub mod linear;
@@ -25,6 +26,7 @@ pub mod builders {
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
     pub use super::dropout::{Dropout, DropoutOneIn};
+    pub use super::conv_transpose::builder::ConvTranspose2d;
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
@@ -42,6 +44,7 @@ pub mod modules {
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
     pub use super::dropout::{Dropout, DropoutOneIn};
+    pub use super::conv_transpose::ConvTranspose2d;
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};

@@ -16,7 +16,7 @@ pub const fn layer_name(name: &str, values: &[usize], defaults: &[usize]) -> Mes
 }
 
 /// Starts a layer's error: `shape mismatch: ` and the layer's name.
-const fn mismatch(name: &str, values: &[usize], defaults: &[usize]) -> Message {
+pub(crate) const fn mismatch(name: &str, values: &[usize], defaults: &[usize]) -> Message {
     append_layer_name(
         Message::new().text("shape mismatch: "),
         name,

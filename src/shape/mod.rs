@@ -7,6 +7,7 @@ mod dims;
 mod infer;
 mod message;
 mod unflatten;
+mod transpose;
 
 pub use blocks::{
     batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
@@ -20,3 +21,6 @@ pub use dims::{
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
 pub use unflatten::{check_unflatten, unflatten_name};
+pub use transpose::{
+    check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
+};
