@@ -11,9 +11,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use shapesafe::data::{data_dir, DataLoader, Dataset, Mnist, MnistSplit, Subset};
-use shapesafe::models::{
-    kl_divergence, reconstruction_loss, vae_loss, ConvAutoencoder, ConvVae,
-};
+use shapesafe::models::{kl_divergence, reconstruction_loss, vae_loss, ConvAutoencoder, ConvVae};
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::train::ImageGrid;
@@ -49,7 +47,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         vae: false,
         epochs: 3,
-        train_images: 20_000,
+        train_images: 60_000,
         batch_size: 64,
         lr: 2e-3,
         beta: 1.0,
@@ -225,7 +223,13 @@ fn run(args: Args) -> Result<()> {
             args.lr,
             args.beta
         );
-        let mut opt = Adam::new(&model, AdamConfig { lr: args.lr, ..Default::default() });
+        let mut opt = Adam::new(
+            &model,
+            AdamConfig {
+                lr: args.lr,
+                ..Default::default()
+            },
+        );
         let mut grads = model.alloc_grads();
         fit(&args, &train, &dev, |x| {
             let out = model.forward_mut(x.clone().traced(grads.clone()));
@@ -249,8 +253,7 @@ fn run(args: Args) -> Result<()> {
         );
         let shown: Images = model.forward(digits).reconstruction.realize();
         grid.push_row("reconstructions", images_of(&shown))?;
-        let z: Tensor<(usize, Const<VAE_LATENT>), f32, _> =
-            dev.sample_normal_like(&(SHOWN, Const));
+        let z: Tensor<(usize, Const<VAE_LATENT>), f32, _> = dev.sample_normal_like(&(SHOWN, Const));
         let samples: Images = model.decoder.forward(z).realize();
         grid.push_row("samples z ~ N(0, I)", images_of(&samples))?;
     } else {
@@ -263,7 +266,13 @@ fn run(args: Args) -> Result<()> {
             args.batch_size,
             args.lr
         );
-        let mut opt = Adam::new(&model, AdamConfig { lr: args.lr, ..Default::default() });
+        let mut opt = Adam::new(
+            &model,
+            AdamConfig {
+                lr: args.lr,
+                ..Default::default()
+            },
+        );
         let mut grads = model.alloc_grads();
         fit(&args, &train, &dev, |x| {
             let y = model.forward_mut(x.clone().traced(grads.clone()));

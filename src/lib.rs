@@ -61,8 +61,8 @@ pub mod prelude {
     pub use crate::kernels::KernelDevice;
     pub use crate::nn::builders::*;
     pub use crate::nn::init::{init_weights, Init};
-    pub use crate::shape::SumDim;
     pub use crate::shape::ConvTransposeOut;
+    pub use crate::shape::SumDim;
     pub use crate::shape::{
         ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, ShapeInfer, StaticDim, StaticShape,
         Summary,

@@ -569,3 +569,108 @@ fn parameters_are_named_like_the_fields() {
         model.log_var.weight.as_vec()
     );
 }
+
+#[test]
+#[should_panic(expected = "the target's shape [2, 3] differs from the reconstruction's [2, 2]")]
+fn a_target_of_another_size_is_refused() {
+    let dev = Cpu::default();
+    let p: Tensor<(usize, Const<2>), f32, _> = dev.tensor_from_vec(vec![0.5; 4], (2, Const));
+    let t: Tensor<(Const<2>, usize), f32, _> = dev.tensor_from_vec(vec![0.5; 6], (Const, 3));
+    reconstruction_loss(p, t);
+}
+
+#[test]
+fn conv_models_map_digits_to_digits_batched_and_unbatched() {
+    use shapesafe::models::{ConvAutoencoder, ConvVae};
+    let dev = Cpu::seed_from_u64(13);
+    let autoencoder = dev.build_module::<ConvAutoencoder<8>, f32>();
+    let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.sample_uniform();
+    let y = autoencoder.forward(x.clone());
+    assert_eq!(y.shape().concrete(), [2, 1, 28, 28]);
+    assert!(y.as_vec().iter().all(|p| (0.0..=1.0).contains(p)));
+    // The tuple is the encoder then the decoder.
+    let by_hand = autoencoder.1.forward(autoencoder.0.forward(x.clone()));
+    assert_eq!(y.as_vec(), by_hand.as_vec());
+    let single: Tensor<Rank3<1, 28, 28>, f32, _> =
+        dev.tensor_from_vec(x.as_vec()[784..].to_vec(), Default::default());
+    common::assert_close_f32(
+        "unbatched",
+        &autoencoder.forward(single).as_vec(),
+        &y.as_vec()[784..]
+            .iter()
+            .map(|&v| v as f64)
+            .collect::<Vec<_>>(),
+        common::F32,
+    );
+
+    let vae = dev.build_module::<ConvVae<4>, f32>();
+    let x_dyn: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, _> =
+        dev.tensor_from_vec(x.as_vec(), (2, Const, Const, Const));
+    let out = vae.forward(x_dyn);
+    assert_eq!(out.reconstruction.shape().concrete(), [2, 1, 28, 28]);
+    assert_eq!(out.mu.shape().concrete(), [2, 4]);
+    let rows = Summary::of::<ConvVae<4>, Rank3<1, 28, 28>>().rows;
+    let layers: Vec<&str> = rows.iter().map(|r| r.layer.as_str()).collect();
+    assert_eq!(
+        layers[5..7],
+        ["mu: Linear<1568, 4>", "log_var: Linear<1568, 4>"]
+    );
+    assert_eq!(
+        Summary::of::<ConvVae<4>, Rank3<1, 28, 28>>().total_params(),
+        vae.num_trainable_params()
+    );
+}
+
+#[test]
+fn conv_vae_loss_falls_on_mnist_digits() {
+    use shapesafe::data::{data_dir, Dataset, Mnist};
+    use shapesafe::models::ConvVae;
+    let mnist = Mnist::load(data_dir().join("mnist-small")).unwrap();
+    let dev = Cpu::seed_from_u64(14);
+    let n = 256;
+    let mut pixels = vec![0.0f32; n * 784];
+    for (i, out) in pixels.chunks_exact_mut(784).enumerate() {
+        mnist.train.get(i, out).unwrap();
+    }
+    let images: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, _> =
+        dev.tensor_from_vec(pixels.clone(), (n, Const, Const, Const));
+    let mut model = dev.build_module::<ConvVae<8>, f32>();
+    // Evaluation decodes z = mu, so the loss is a deterministic function of the weights.
+    let eval_loss = |model: &<ConvVae<8> as BuildOnDevice<Cpu, f32>>::Built| {
+        vae_loss(model.forward(images.clone()), images.clone(), 1.0).array()
+    };
+    let before = eval_loss(&model);
+    // An untrained decoder says about 0.5 everywhere: 784 * ln 2 = 543 nats per image.
+    assert!((before - 543.0).abs() < 60.0, "untrained loss {before}");
+
+    let mut opt = Adam::new(
+        &model,
+        AdamConfig {
+            lr: 2e-3,
+            ..Default::default()
+        },
+    );
+    let mut grads = model.alloc_grads();
+    let mut losses = Vec::new();
+    for step in 0..16 {
+        let start = (step % 4) * 64;
+        let batch: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, _> = dev.tensor_from_vec(
+            pixels[start * 784..(start + 64) * 784].to_vec(),
+            (64, Const, Const, Const),
+        );
+        let out = model.forward_mut(batch.clone().traced(grads));
+        let loss = vae_loss(out, batch, 1.0);
+        losses.push(loss.array());
+        grads = loss.backward();
+        opt.update(&mut model, &grads).unwrap();
+        model.zero_grads(&mut grads);
+    }
+    let after = eval_loss(&model);
+    println!("VAE loss on 256 digits: {before:.1} -> {after:.1}; training losses {losses:?}");
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(
+        after < 0.75 * before,
+        "VAE loss on the 256 digits: {before} -> {after}; steps {losses:?}"
+    );
+    assert!(losses[15] < 0.8 * losses[0], "training losses {losses:?}");
+}

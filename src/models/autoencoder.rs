@@ -161,7 +161,8 @@ crate::assert_shapes!(ConvAutoencoder<32>: Rank3<1, 28, 28> => Rank3<1, 28, 28>,
 /// let z: Tensor<Rank2<4, 16>, f32, _> = dev.sample_normal();
 /// assert_eq!(model.decoder.forward(z).shape().concrete(), [4, 1, 28, 28]);
 /// ```
-pub type ConvVae<const LATENT: usize> = builder::Vae<ConvFeatures, ConvDecoder<LATENT>, 1568, LATENT>;
+pub type ConvVae<const LATENT: usize> =
+    builder::Vae<ConvFeatures, ConvDecoder<LATENT>, 1568, LATENT>;
 
 crate::assert_shapes!(ConvVae<16>: Rank3<1, 28, 28> => Rank3<1, 28, 28>, params = 86_433);
 
@@ -416,6 +417,7 @@ impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E: Dtype, D: 
     /// assert_eq!(out.reconstruction.shape().concrete(), [4]);
     /// # Ok::<(), CpuError>(())
     /// ```
+    #[allow(clippy::type_complexity)] // the output of a generic Vae, spelled out
     pub fn try_forward_with_noise<X, S, Z, R, T>(
         &self,
         x: X,
@@ -808,6 +810,7 @@ where
 /// let loss = vae_loss(output, dev.tensor([[1.0, 0.0]]), 2.0);
 /// assert!((loss.array() - (2.0 * 2.0f64.ln() + 2.0 * 0.5)).abs() < 1e-12);
 /// ```
+#[allow(clippy::type_complexity)] // the output of a generic Vae, spelled out
 pub fn vae_loss<S, Target, B, Z, E, D, T>(
     output: VaeOutput<Tensor<S, E, D, T>, Tensor<(B, Z), E, D, T>>,
     target: Tensor<Target, E, D>,
@@ -845,6 +848,7 @@ where
 /// assert!(try_vae_loss(output, dev.tensor([[1.0f32]]), 1.0)?.array() < 1e-6);
 /// # Ok::<(), CpuError>(())
 /// ```
+#[allow(clippy::type_complexity)] // the output of a generic Vae, spelled out
 pub fn try_vae_loss<S, Target, B, Z, E, D, T>(
     output: VaeOutput<Tensor<S, E, D, T>, Tensor<(B, Z), E, D, T>>,
     target: Tensor<Target, E, D>,

@@ -8,7 +8,7 @@ pub mod autoencoder;
 
 pub use autoencoder::builder::Vae;
 pub use autoencoder::{
-    ConvAutoencoder, ConvDecoder, ConvEncoder, ConvFeatures, ConvVae,
     kl_divergence, reconstruction_loss, reparameterize, try_kl_divergence, try_reconstruction_loss,
-    try_reparameterize, try_vae_loss, vae_loss, VaeOutput,
+    try_reparameterize, try_vae_loss, vae_loss, ConvAutoencoder, ConvDecoder, ConvEncoder,
+    ConvFeatures, ConvVae, VaeOutput,
 };

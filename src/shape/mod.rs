@@ -6,8 +6,8 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
-mod unflatten;
 mod transpose;
+mod unflatten;
 
 pub use blocks::{
     batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
@@ -20,7 +20,7 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
-pub use unflatten::{check_unflatten, unflatten_name};
 pub use transpose::{
     check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
 };
+pub use unflatten::{check_unflatten, unflatten_name};
