@@ -62,7 +62,10 @@ pub mod prelude {
     pub use crate::nn::builders::*;
     pub use crate::nn::init::{init_weights, Init};
     pub use crate::shape::ConvTransposeOut;
+    pub use crate::shape::Scaled;
     pub use crate::shape::SumDim;
+    // dfdx's tensor_ops also exports a `Bilinear` (its upscale2d method); the layer's mode wins.
+    pub use crate::nn::builders::Bilinear;
     pub use crate::shape::{
         ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, ShapeInfer, StaticDim, StaticShape,
         Summary,

@@ -116,6 +116,26 @@ impl NameMap {
 /// assert_eq!(shapesafe::pytorch::tensor_names(&model), ["0.weight", "0.bias", "2.weight", "2.bias"]);
 /// ```
 pub fn tensor_names<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(model: &M) -> Vec<String> {
+    tensor_shapes(model)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The names and shapes of `model`'s tensors, in the order dfdx visits them.
+///
+/// # Shapes
+/// Not a layer; shapes are in PyTorch's layouts.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// let model = Cpu::default().build_module::<Linear<2, 3>, f32>();
+/// let shapes = shapesafe::pytorch::tensor_shapes(&model);
+/// assert_eq!(shapes[0], ("weight".to_string(), vec![3, 2]));
+/// ```
+pub fn tensor_shapes<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
+    model: &M,
+) -> Vec<(String, Vec<usize>)> {
     let mut names = NameCollector(Vec::new());
     // The collector never fails.
     let _ = M::iter_tensors(&mut RecursiveWalker {
@@ -137,7 +157,7 @@ fn layer_prefixes<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(model: &M) 
     prefixes
 }
 
-struct NameCollector(Vec<String>);
+struct NameCollector(Vec<(String, Vec<usize>)>);
 
 impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for NameCollector {
     type Viewer = (ViewTensorRef, ViewTensorName);
@@ -148,9 +168,9 @@ impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for NameCollector {
     fn visit<S: Shape>(
         &mut self,
         _: TensorOptions<S, E, D>,
-        (_, name): (&Tensor<S, E, D>, String),
+        (t, name): (&Tensor<S, E, D>, String),
     ) -> std::result::Result<Option<Tensor<S, E, D>>, Self::Err> {
-        self.0.push(name);
+        self.0.push((name, t.shape().concrete().into()));
         Ok(None)
     }
 

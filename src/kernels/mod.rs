@@ -13,6 +13,7 @@ pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod geometry;
 pub mod pool2d;
+pub mod resample;
 
 use dfdx::prelude::{
     Cpu, CpuError, Device, Dtype, HasShape, ReshapeTo, Shape, SplitTape, Tape, Tensor,
@@ -22,6 +23,7 @@ pub use conv2d::Conv2dKernel;
 pub use conv_transpose2d::{ConvTranspose2dGeometry, ConvTranspose2dKernel};
 pub use geometry::{Conv2dGeometry, Pool2dGeometry};
 pub use pool2d::{Pool2dKernel, PoolKind};
+pub use resample::{Resample2dKernel, ResampleAxis};
 
 /// A device with every shapesafe kernel for dtype `E`.
 ///
@@ -33,12 +35,12 @@ pub use pool2d::{Pool2dKernel, PoolKind};
 /// needs_kernels(&shapesafe::prelude::Cpu::default());
 /// ```
 pub trait KernelDevice<E: Dtype>:
-    Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E>
+    Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E> + Resample2dKernel<E>
 {
 }
 
-impl<E: Dtype, D: Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E>> KernelDevice<E>
-    for D
+impl<E: Dtype, D> KernelDevice<E> for D where
+    D: Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E> + Resample2dKernel<E>
 {
 }
 

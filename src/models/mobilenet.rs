@@ -24,7 +24,12 @@ pub type ConvBnReLU6<
 /// 3x3 depthwise convolution (strided), 1x1 linear projection to `OUT`.
 ///
 /// Stable Rust cannot compute `IN * expansion` in a type, so the hidden width is written out.
-pub type InvertedBranch<const IN: usize, const HIDDEN: usize, const OUT: usize, const STRIDE: usize> = (
+pub type InvertedBranch<
+    const IN: usize,
+    const HIDDEN: usize,
+    const OUT: usize,
+    const STRIDE: usize,
+> = (
     ConvBnReLU6<IN, HIDDEN, 1, 1, 0, 1>,
     ConvBnReLU6<HIDDEN, HIDDEN, 3, STRIDE, 1, HIDDEN>,
     Conv2d<HIDDEN, OUT, 1, 1, 0, 1, 1, false>,
@@ -46,8 +51,12 @@ pub type InvertedBranch<const IN: usize, const HIDDEN: usize, const OUT: usize, 
 /// assert_eq!(<Out as StaticShape>::DIMS, &[24, 56, 56]);
 /// assert_eq!(<Block as ShapeInfer<Rank3<16, 112, 112>>>::PARAMS, 5_136);
 /// ```
-pub type InvertedResidual<const IN: usize, const HIDDEN: usize, const OUT: usize, const STRIDE: usize> =
-    InvertedBranch<IN, HIDDEN, OUT, STRIDE>;
+pub type InvertedResidual<
+    const IN: usize,
+    const HIDDEN: usize,
+    const OUT: usize,
+    const STRIDE: usize,
+> = InvertedBranch<IN, HIDDEN, OUT, STRIDE>;
 
 /// MobileNetV2's inverted residual block with its identity shortcut (stride 1, same width).
 ///
@@ -86,7 +95,10 @@ pub type FirstBlock = (
 /// ```
 pub type MobileNetV2<const CLASSES: usize = 1000> = (
     (ConvBnReLU6<3, 32, 3, 2, 1, 1>, FirstBlock),
-    (InvertedResidual<16, 96, 24, 2>, InvertedResidualSkip<24, 144>),
+    (
+        InvertedResidual<16, 96, 24, 2>,
+        InvertedResidualSkip<24, 144>,
+    ),
     (
         InvertedResidual<24, 144, 32, 2>,
         InvertedResidualSkip<32, 192>,

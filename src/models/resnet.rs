@@ -13,11 +13,17 @@ pub type ConvBn<
     const KERNEL: usize,
     const STRIDE: usize,
     const PADDING: usize,
-> = (Conv2d<IN, OUT, KERNEL, STRIDE, PADDING, 1, 1, false>, BatchNorm2d<OUT>);
+> = (
+    Conv2d<IN, OUT, KERNEL, STRIDE, PADDING, 1, 1, false>,
+    BatchNorm2d<OUT>,
+);
 
 /// The two 3x3 convolutions of a basic block (the first one strided), without the shortcut.
-pub type BasicBranch<const IN: usize, const OUT: usize, const STRIDE: usize> =
-    (ConvBn<IN, OUT, 3, STRIDE, 1>, ReLU, ConvBn<OUT, OUT, 3, 1, 1>);
+pub type BasicBranch<const IN: usize, const OUT: usize, const STRIDE: usize> = (
+    ConvBn<IN, OUT, 3, STRIDE, 1>,
+    ReLU,
+    ConvBn<OUT, OUT, 3, 1, 1>,
+);
 
 /// ResNet's basic block with an identity shortcut: `relu(x + bn(conv(relu(bn(conv(x))))))`.
 ///
@@ -75,8 +81,10 @@ pub type BottleneckBranch<
 /// use shapesafe::models::resnet::Bottleneck;
 /// assert_eq!(<Bottleneck<256, 64> as ShapeInfer<Rank3<256, 56, 56>>>::PARAMS, 70_400);
 /// ```
-pub type Bottleneck<const CHANNELS: usize, const WIDTH: usize> =
-    (Residual<BottleneckBranch<CHANNELS, WIDTH, CHANNELS, 1>>, ReLU);
+pub type Bottleneck<const CHANNELS: usize, const WIDTH: usize> = (
+    Residual<BottleneckBranch<CHANNELS, WIDTH, CHANNELS, 1>>,
+    ReLU,
+);
 
 /// ResNet's bottleneck block with a projection shortcut; the stride sits on the 3x3
 /// convolution, as in torchvision.
@@ -90,7 +98,12 @@ pub type Bottleneck<const CHANNELS: usize, const WIDTH: usize> =
 /// type Out = <BottleneckDown<256, 128, 512, 2> as ShapeInfer<Rank3<256, 56, 56>>>::Output;
 /// assert_eq!(<Out as StaticShape>::DIMS, &[512, 28, 28]);
 /// ```
-pub type BottleneckDown<const IN: usize, const WIDTH: usize, const OUT: usize, const STRIDE: usize> = (
+pub type BottleneckDown<
+    const IN: usize,
+    const WIDTH: usize,
+    const OUT: usize,
+    const STRIDE: usize,
+> = (
     ResidualProjection<BottleneckBranch<IN, WIDTH, OUT, STRIDE>, ConvBn<IN, OUT, 1, STRIDE, 0>>,
     ReLU,
 );

@@ -19,7 +19,7 @@ pub mod builder {
     ///
     /// PyTorch equivalent: `torch.nn.ConvTranspose2d(IN, OUT, KERNEL, STRIDE, PADDING,
     /// OUTPUT_PADDING, GROUPS, bias=True, dilation=DILATION)` (note the generic order here
-    /// puts `DILATION` before `GROUPS`, as in [`Conv2d`](super::super::builders::Conv2d)).
+    /// puts `DILATION` before `GROUPS`, as in [`Conv2d`](crate::nn::builders::Conv2d)).
     /// Weights start as PyTorch's do: uniform in `±1/sqrt(fan_in)` with PyTorch's
     /// `fan_in = weight.size(1) * KERNEL * KERNEL = OUT / GROUPS * KERNEL * KERNEL`; the
     /// bias uses the same bound.
@@ -172,6 +172,15 @@ impl<
     /// PyTorch's `fan_in` for this layer's initialisation: it reads the weight's dim 1,
     /// which for a transposed convolution is the output channels per group, so
     /// `OUT / GROUPS * KERNEL * KERNEL`.
+    ///
+    /// # Shapes
+    /// A count, from the weight shape `(IN, OUT / GROUPS, KERNEL, KERNEL)`.
+    ///
+    /// ```
+    /// use shapesafe::prelude::*;
+    /// type Up = shapesafe::nn::modules::ConvTranspose2d<16, 8, 4, 2, 1, 0, 1, 2, f32, Cpu>;
+    /// assert_eq!(Up::FAN_IN, 4 * 4 * 4);
+    /// ```
     pub const FAN_IN: usize = <PerGroup<OUT, GROUPS> as ConstDim>::SIZE * KERNEL * KERNEL;
 }
 

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod activation_extra;
+pub mod adaptive_pool;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
@@ -14,6 +15,7 @@ pub mod loss;
 pub mod pool;
 pub mod residual;
 pub mod unflatten;
+pub mod upsample;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
 pub mod builders {
@@ -22,6 +24,7 @@ pub mod builders {
     };
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
+    pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::batchnorm::builder::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
@@ -32,6 +35,7 @@ pub mod builders {
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::unflatten::Unflatten;
+    pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
 
 /// The modules builders build: tensors on a device, ready for `forward`.
@@ -40,6 +44,7 @@ pub mod modules {
         Identity, LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU,
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
+    pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::batchnorm::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
@@ -50,4 +55,5 @@ pub mod modules {
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::unflatten::Unflatten;
+    pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }

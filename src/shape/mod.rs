@@ -6,6 +6,7 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
+mod resample;
 mod transpose;
 mod unflatten;
 
@@ -20,6 +21,7 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
+pub use resample::*;
 pub use transpose::{
     check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
 };

@@ -23,7 +23,8 @@ use rayon::prelude::*;
 ///
 /// # Panics
 ///
-/// If a slice's length differs from what the geometry requires.
+/// If a slice's length differs from what the geometry requires, if `groups` is 0 or does
+/// not divide both channel counts, or if `stride` is 0.
 ///
 /// # Shapes
 /// As above; the output size is whatever `g` says (the layers pass PyTorch's).
@@ -96,7 +97,7 @@ pub fn conv_transpose2d_forward<E>(
 ///
 /// # Panics
 ///
-/// If a slice's length differs from what the geometry requires.
+/// As [`conv_transpose2d_forward`].
 ///
 /// # Shapes
 /// `grad_out` like `out`, each other gradient like its tensor.
@@ -253,9 +254,17 @@ struct Dims {
 
 impl Dims {
     fn new(g: &ConvTranspose2dGeometry) -> Self {
-        let groups = g.groups.max(1);
-        let cg = g.in_channels / groups;
-        let og = g.out_channels / groups;
+        // The layers' compile-time checks rule these out; a hand-made geometry gets a
+        // clear panic instead of a silently partial result.
+        assert!(
+            g.groups > 0
+                && g.in_channels.is_multiple_of(g.groups)
+                && g.out_channels.is_multiple_of(g.groups)
+                && g.stride > 0,
+            "conv_transpose2d: invalid geometry {g:?}"
+        );
+        let cg = g.in_channels / g.groups;
+        let og = g.out_channels / g.groups;
         let rows = og * g.kernel * g.kernel;
         let in_plane = g.in_height * g.in_width;
         let out_plane = g.out_height * g.out_width;

@@ -1,0 +1,145 @@
+//! What the CNN examples share: command-line flags and a train-validate-test run on MNIST.
+
+use shapesafe::data::{data_dir, random_split, DataLoader, Dataset, Mnist, Normalize};
+use shapesafe::optim::Adam;
+use shapesafe::prelude::*;
+use shapesafe::train::{save_atomic, EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
+use shapesafe::{Error, Result};
+use std::path::PathBuf;
+
+/// The flags every CNN example takes.
+pub struct Args {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_decay: f64,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub seed: u64,
+}
+
+/// Parses `--epochs --batch-size --lr --lr-decay --data --out --seed`, starting from `defaults`.
+pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
+    let usage = format!(
+        "usage: {name} [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] [--data DIR] \
+         [--out DIR] [--seed S]"
+    );
+    let mut args = defaults;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{usage}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{usage}")))?;
+        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
+        match flag.as_str() {
+            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a whole number"))?,
+            "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a whole number"))?,
+            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
+            "--lr-decay" => args.lr_decay = value.parse().map_err(|_| bad("a number"))?,
+            "--data" => args.data = PathBuf::from(value),
+            "--out" => args.out = PathBuf::from(value),
+            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{usage}"))),
+        }
+    }
+    Ok(args)
+}
+
+/// Defaults: MNIST from `data/mnist`, Adam, outputs under `runs/<name>`.
+pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
+    Args {
+        epochs,
+        batch_size: 64,
+        lr,
+        lr_decay: 0.5,
+        data: data_dir().join("mnist"),
+        out: PathBuf::from("runs").join(name),
+        seed: 0,
+    }
+}
+
+/// Trains `M` on 55,000 MNIST digits (5,000 held out to validate, batch norm and dropout in
+/// training mode), then reports test loss, accuracy and the confusion matrix and saves the
+/// weights to `<out>/<name>.safetensors`.
+pub fn train_on_mnist<M>(name: &str, args: Args) -> Result<f64>
+where
+    M: BuildOnDevice<Cpu, f32> + ShapeInfer<Rank3<1, 28, 28>>,
+    M::Built: Clone
+        + TensorCollection<f32, Cpu>
+        + Module<
+            Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu>,
+            Output = Tensor<(usize, Const<10>), f32, Cpu>,
+            Error = <Cpu as HasErr>::Err,
+        > + ModuleMut<
+            Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu, OwnedTape<f32, Cpu>>,
+            Output = Tensor<(usize, Const<10>), f32, Cpu, OwnedTape<f32, Cpu>>,
+            Error = <Cpu as HasErr>::Err,
+        >,
+{
+    let mnist = Mnist::load(&args.data)?;
+    let valid_len = mnist.train.len() / 12;
+    let split = random_split(
+        &mnist.train,
+        &[mnist.train.len() - valid_len, valid_len],
+        args.seed,
+    )?;
+    let (train, valid) = (&split[0], &split[1]);
+    let dev = Cpu::seed_from_u64(args.seed);
+    let model = dev.build_module::<M, f32>();
+    let optimizer = Adam::new(
+        &model,
+        AdamConfig {
+            lr: args.lr,
+            ..Default::default()
+        },
+    );
+    let config = TrainConfig {
+        epochs: args.epochs,
+        schedule: LrSchedule::Exponential {
+            gamma: args.lr_decay,
+        },
+        early_stopping: Some(EarlyStopping::new(Monitor::ValidLoss, 2)),
+        top_k: 3,
+        out_dir: Some(args.out.clone()),
+        seed: args.seed,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(model, optimizer, dev)
+        .with_config(config)
+        .with_summary(Summary::of::<M, Rank3<1, 28, 28>>());
+    let train = DataLoader::new(train, args.batch_size)?
+        .shuffle(args.seed)
+        .drop_last(true)
+        .transform(Normalize::mnist());
+    let valid = DataLoader::new(valid, 500)?.transform(Normalize::mnist());
+    let test = DataLoader::new(&mnist.test, 500)?.transform(Normalize::mnist());
+    println!(
+        "training on {} images, validating on {}, batch {}, Adam lr {} x {} per epoch\n",
+        train.dataset().len(),
+        valid.dataset().len(),
+        args.batch_size,
+        args.lr,
+        args.lr_decay
+    );
+    trainer.fit(&train, &valid)?;
+    let report = trainer.evaluate(&test)?;
+    println!(
+        "\ntest: loss {:.4}, accuracy {:.2}%, top-3 {:.2}%\n{}",
+        report.loss,
+        100.0 * report.accuracy,
+        100.0 * report.top_k_accuracy,
+        report.confusion
+    );
+    let weights = args.out.join(format!("{name}.safetensors"));
+    save_atomic(&trainer.model, &weights)?;
+    println!(
+        "\nweights: {}\ncurves: {}",
+        weights.display(),
+        args.out.join("curves.svg").display()
+    );
+    Ok(report.accuracy)
+}

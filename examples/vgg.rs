@@ -1,0 +1,30 @@
+//! Trains a small VGG (two stages of 3x3 convolutions with batch norm, then a dropout
+//! classifier) on MNIST in `data/mnist`, and prints test accuracy.
+//!
+//! ```text
+//! cargo run --release --example vgg -- [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA]
+//!     [--data DIR] [--out DIR] [--seed S]
+//! ```
+
+mod common;
+
+use shapesafe::models::vgg::BnStage2;
+use shapesafe::prelude::*;
+
+/// VGG's pattern at MNIST's size: 28x28 -> 14x14 (16 channels) -> 7x7 (32 channels).
+type SmallVgg = (
+    (BnStage2<1, 16>, BnStage2<16, 32>),
+    Flatten,
+    (Linear<1568, 128>, ReLU, Dropout),
+    Linear<128, 10>,
+);
+
+shapesafe::assert_shapes!(SmallVgg: Rank3<1, 28, 28> => Rank1<10>, params = 218_682);
+
+fn main() {
+    let args = common::parse_args("vgg", common::defaults("vgg", 3, 1e-3));
+    if let Err(e) = args.and_then(|a| common::train_on_mnist::<SmallVgg>("vgg", a)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,290 @@
+//! PyTorch interop: state dicts written by Python's safetensors (tests/pytorch/make_golden.py) load
+//! through the zoo's name maps, and the loaded models reproduce PyTorch's outputs.
+
+mod common;
+
+use common::{assert_close, Tolerance};
+use shapesafe::models::mobilenet::{ConvBnReLU6, InvertedResidual, InvertedResidualSkip};
+use shapesafe::models::resnet::{BasicBlock, BasicBlockDown, BottleneckDown, ConvBn, Head};
+use shapesafe::models::vgg;
+use shapesafe::models::vgg::{BnStage1, BnStage2};
+use shapesafe::prelude::*;
+use shapesafe::pytorch::{load_state_dict, tensor_shapes, NameMap};
+use shapesafe::Error;
+use std::collections::BTreeMap;
+
+/// torchvision's ResNet layout at width 8 (see make_golden.py's `TinyResNet`).
+type TinyResNet = (
+    (ConvBn<3, 8, 3, 1, 1>, ReLU),
+    BasicBlock<8>,
+    BasicBlockDown<8, 16, 2>,
+    BottleneckDown<16, 8, 32, 2>,
+    Head<32, 10>,
+);
+
+/// torchvision's MobileNetV2 blocks (`TinyMobileNet`).
+type TinyMobileNet = (
+    ConvBnReLU6<3, 8, 3, 1, 1, 1>,
+    InvertedResidualSkip<8, 48>,
+    InvertedResidual<8, 48, 16, 2>,
+    (GlobalAvgPool2d, DropoutOneIn<5>, Linear<16, 10>),
+);
+
+/// torchvision's VGG with batch norm, configuration `[8, M, 16, 16, M]` (`tiny_vgg`).
+type TinyVgg<const CLASSES: usize> = (
+    (BnStage1<3, 8>, BnStage2<8, 16>),
+    Flatten,
+    (Linear<256, 32>, ReLU, Dropout),
+    (Linear<32, 32>, ReLU, Dropout),
+    Linear<32, CLASSES>,
+);
+
+fn tiny_resnet_layers() -> Vec<String> {
+    let mut names: Vec<String> = ["conv1", "bn1"].map(String::from).to_vec();
+    for block in ["layer1.0", "layer2.0"] {
+        for layer in ["conv1", "bn1", "conv2", "bn2"] {
+            names.push(format!("{block}.{layer}"));
+        }
+    }
+    names.extend(["layer2.0.downsample.0", "layer2.0.downsample.1"].map(String::from));
+    for layer in [
+        "conv1",
+        "bn1",
+        "conv2",
+        "bn2",
+        "conv3",
+        "bn3",
+        "downsample.0",
+        "downsample.1",
+    ] {
+        names.push(format!("layer3.0.{layer}"));
+    }
+    names.push("fc".to_string());
+    names
+}
+
+fn tiny_mobilenet_layers() -> Vec<String> {
+    let mut names: Vec<String> = ["features.0.0", "features.0.1"].map(String::from).to_vec();
+    for block in [1, 2] {
+        for layer in [
+            "conv.0.0", "conv.0.1", "conv.1.0", "conv.1.1", "conv.2", "conv.3",
+        ] {
+            names.push(format!("features.{block}.{layer}"));
+        }
+    }
+    names.push("classifier.1".to_string());
+    names
+}
+
+/// The golden file's tensors as f64 vectors.
+fn golden() -> BTreeMap<String, Vec<f64>> {
+    let bytes = std::fs::read("tests/pytorch/small_nets_golden.safetensors").unwrap();
+    let file = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// PyTorch computed in f64 from f32 weights; ours in f64 differs only in summation order.
+const F64_MATCH: Tolerance = Tolerance {
+    abs: 1e-10,
+    rel: 1e-10,
+};
+/// The same weights in f32 arithmetic.
+const F32_MATCH: Tolerance = Tolerance {
+    abs: 1e-4,
+    rel: 1e-4,
+};
+
+/// Loads `file` into `M` in f64 and f32, runs the golden input in eval mode and compares.
+fn check_matches_pytorch<M>(what: &str, file: &str, layers: &[String])
+where
+    M: BuildOnDevice<Cpu, f64> + BuildOnDevice<Cpu, f32>,
+    <M as BuildOnDevice<Cpu, f64>>::Built: Module<Tensor<Rank4<2, 3, 16, 16>, f64, Cpu>, Output = Tensor<Rank2<2, 10>, f64, Cpu>>
+        + Clone,
+    <M as BuildOnDevice<Cpu, f32>>::Built: Module<Tensor<Rank4<2, 3, 16, 16>, f32, Cpu>, Output = Tensor<Rank2<2, 10>, f32, Cpu>>
+        + Clone,
+{
+    let dev = Cpu::default();
+    let golden = golden();
+    let input = &golden["input"];
+    let expected = &golden[what];
+
+    let mut model = dev.build_module::<M, f64>();
+    let map = NameMap::by_order(&model, layers).unwrap();
+    load_state_dict(&mut model, file, &map).unwrap();
+    let x: Tensor<Rank4<2, 3, 16, 16>, f64, _> =
+        dev.tensor_from_vec(input.clone(), Default::default());
+    let y = model.forward(x);
+    assert_close(&format!("{what} f64"), &y.as_vec(), expected, F64_MATCH);
+
+    let mut model = dev.build_module::<M, f32>();
+    load_state_dict(&mut model, file, &map).unwrap();
+    let x32: Vec<f32> = input.iter().map(|&v| v as f32).collect();
+    let x: Tensor<Rank4<2, 3, 16, 16>, f32, _> = dev.tensor_from_vec(x32, Default::default());
+    let y: Vec<f64> = model
+        .forward(x)
+        .as_vec()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    assert_close(&format!("{what} f32"), &y, expected, F32_MATCH);
+}
+
+#[test]
+fn resnet_blocks_match_pytorch() {
+    check_matches_pytorch::<TinyResNet>(
+        "resnet",
+        "tests/pytorch/small_resnet.safetensors",
+        &tiny_resnet_layers(),
+    );
+}
+
+#[test]
+fn mobilenet_blocks_match_pytorch() {
+    check_matches_pytorch::<TinyMobileNet>(
+        "mobilenet",
+        "tests/pytorch/small_mobilenet.safetensors",
+        &tiny_mobilenet_layers(),
+    );
+}
+
+#[test]
+fn vgg_with_batch_norm_matches_pytorch() {
+    check_matches_pytorch::<TinyVgg<10>>(
+        "vgg",
+        "tests/pytorch/small_vgg.safetensors",
+        &vgg::torchvision_layers(&[1, 2], true),
+    );
+}
+
+#[test]
+fn wrong_files_are_errors_and_leave_the_model_unchanged() {
+    let dev = Cpu::default();
+    // A classifier with 12 outputs cannot take the 10-class weights.
+    let mut model = dev.build_module::<TinyVgg<12>, f32>();
+    let before = model.clone();
+    let map = NameMap::by_order(&model, &vgg::torchvision_layers(&[1, 2], true)).unwrap();
+    match load_state_dict(&mut model, "tests/pytorch/small_vgg.safetensors", &map) {
+        Err(Error::ShapeMismatch {
+            what,
+            expected,
+            found,
+        }) => {
+            assert!(what.contains("classifier.6.weight"), "{what}");
+            assert_eq!((expected, found), (vec![12, 32], vec![10, 32]));
+        }
+        other => panic!("expected a shape mismatch, got {other:?}"),
+    }
+    assert_eq!(model.4.weight.as_vec(), before.4.weight.as_vec());
+    assert_eq!(
+        model.0 .0 .0 .0.weight.as_vec(),
+        before.0 .0 .0 .0.weight.as_vec()
+    );
+
+    // The ResNet's weights under the MobileNet's names: a named missing tensor.
+    let mut mobile = dev.build_module::<TinyMobileNet, f32>();
+    let map = NameMap::by_order(&mobile, &tiny_mobilenet_layers()).unwrap();
+    let err = load_state_dict(&mut mobile, "tests/pytorch/small_resnet.safetensors", &map)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("features.0.0.weight"), "{err}");
+
+    // A model that leaves file tensors unused (the features without the classifier) is
+    // rejected, naming them.
+    let mut features = dev.build_module::<(BnStage1<3, 8>, BnStage2<8, 16>), f32>();
+    let layers = vgg::torchvision_layers(&[1, 2], true);
+    let map = NameMap::by_order(&features, &layers[..6]).unwrap();
+    let err = load_state_dict(&mut features, "tests/pytorch/small_vgg.safetensors", &map)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("6 tensors") && err.contains("classifier.0.bias"),
+        "{err}"
+    );
+    let mut model = dev.build_module::<TinyVgg<10>, f32>();
+
+    // Wrong layer counts, a missing file and a file that is not safetensors.
+    assert!(matches!(
+        NameMap::by_order(&model, &["features.0"]),
+        Err(Error::Usage(_))
+    ));
+    assert!(matches!(
+        load_state_dict(
+            &mut model,
+            "tests/pytorch/missing.safetensors",
+            &NameMap::new()
+        ),
+        Err(Error::Io { .. })
+    ));
+    assert!(matches!(
+        load_state_dict(&mut model, "tests/pytorch/make_golden.py", &NameMap::new()),
+        Err(Error::Weights { .. })
+    ));
+}
+
+/// torchvision's full-size state-dict names and shapes, from tests/pytorch/torchvision_keys.txt.
+fn torchvision_keys(model: &str) -> BTreeMap<String, Vec<usize>> {
+    let text = std::fs::read_to_string("tests/pytorch/torchvision_keys.txt").unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f[0] == model && f[1] != "parameters" && !f[1].ends_with("num_batches_tracked"))
+        .map(|f| {
+            let shape = f[2].split('x').map(|d| d.parse().unwrap()).collect();
+            (f[1].to_string(), shape)
+        })
+        .collect()
+}
+
+/// Every tensor of the zoo model maps to a torchvision tensor of the same shape, and every
+/// torchvision tensor is used.
+fn check_name_map<M>(torchvision: &str, layers: &[String])
+where
+    M: BuildOnDevice<Cpu, f32>,
+{
+    let dev = Cpu::default();
+    let model = dev.build_module::<M, f32>();
+    let map = NameMap::by_order(&model, layers).unwrap();
+    let theirs = torchvision_keys(torchvision);
+    let mut used = 0;
+    for (ours, shape) in tensor_shapes(&model) {
+        let key = map.torch_name(&ours);
+        assert_eq!(
+            theirs.get(&key),
+            Some(&shape),
+            "{torchvision}: {ours} -> {key}"
+        );
+        used += 1;
+    }
+    assert_eq!(
+        used,
+        theirs.len(),
+        "{torchvision}: every torchvision tensor is used"
+    );
+}
+
+#[test]
+fn zoo_name_maps_cover_torchvision() {
+    use shapesafe::models::{mobilenet, resnet, *};
+    check_name_map::<ResNet18>(
+        "resnet18",
+        &resnet::torchvision_layers(&[2, 2, 2, 2], false),
+    );
+    check_name_map::<ResNet34>(
+        "resnet34",
+        &resnet::torchvision_layers(&[3, 4, 6, 3], false),
+    );
+    check_name_map::<ResNet50>("resnet50", &resnet::torchvision_layers(&[3, 4, 6, 3], true));
+    check_name_map::<MobileNetV2>("mobilenet_v2", &mobilenet::torchvision_layers());
+    check_name_map::<Vgg16>("vgg16", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], false));
+    check_name_map::<Vgg16Bn>("vgg16_bn", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], true));
+}
