@@ -1,5 +1,6 @@
 //! The model zoo: classic architectures as types, each with its shape contract asserted.
 
+pub mod autoencoder;
 pub mod classic;
 pub mod lenet;
 pub mod mobilenet;
@@ -12,3 +13,10 @@ pub use mobilenet::MobileNetV2;
 pub use resnet::{ResNet18, ResNet34, ResNet50};
 pub use unet::{UNet, UNetSmall};
 pub use vgg::{Vgg11, Vgg11Bn, Vgg13, Vgg13Bn, Vgg16, Vgg16Bn, Vgg19, Vgg19Bn, VggCifar};
+
+pub use autoencoder::builder::Vae;
+pub use autoencoder::{
+    kl_divergence, reconstruction_loss, reparameterize, try_kl_divergence, try_reconstruction_loss,
+    try_reparameterize, try_vae_loss, vae_loss, ConvAutoencoder, ConvDecoder, ConvEncoder,
+    ConvFeatures, ConvVae, VaeOutput,
+};

@@ -14,6 +14,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod residual;
+pub mod unflatten;
 pub mod upsample;
 
 /// Zero-sized types that name an architecture; `dev.build_module::<M, f32>()` allocates them.
@@ -33,6 +34,7 @@ pub mod builders {
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
 
@@ -52,5 +54,6 @@ pub mod modules {
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }

@@ -8,6 +8,7 @@ mod infer;
 mod message;
 mod resample;
 mod transpose;
+mod unflatten;
 
 pub use blocks::{
     batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
@@ -24,3 +25,4 @@ pub use resample::*;
 pub use transpose::{
     check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
 };
+pub use unflatten::{check_unflatten, unflatten_name};

@@ -4,6 +4,7 @@ mod checkpoint;
 mod classify;
 mod early_stopping;
 mod history;
+mod image_grid;
 mod learning_rate;
 mod metrics;
 pub mod plot;
@@ -14,6 +15,7 @@ pub use checkpoint::{load_checkpoint, load_weights, save_atomic, save_checkpoint
 pub use classify::{count_correct, evaluate, train_epoch, EpochStats, Evaluation};
 pub use early_stopping::{EarlyStopping, Monitor, StopDecision};
 pub use history::{EpochRecord, History};
+pub use image_grid::{GridRow, ImageGrid};
 pub use learning_rate::LearningRate;
 pub use metrics::{argmax, in_top_k, ConfusionMatrix};
 pub use schedule::LrSchedule;
