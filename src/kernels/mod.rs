@@ -11,6 +11,8 @@
 
 pub mod conv2d;
 pub mod conv_transpose2d;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod geometry;
 pub mod pool2d;
 pub mod resample;
