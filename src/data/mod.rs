@@ -33,6 +33,7 @@ mod idx;
 mod loader;
 mod mnist;
 mod subset;
+mod text;
 mod transforms;
 
 pub use batcher::{
@@ -54,6 +55,7 @@ pub use mnist::{
     TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
 pub use subset::{random_split, train_test_split, SplitLength, Subset};
+pub use text::{CharText, SHAKESPEARE_FILE, TEXT_MAX_BYTES};
 pub use transforms::{
     affine, Compose, Lambda, Normalize, RandomAffine, RandomCrop, RandomHorizontalFlip,
     RandomVerticalFlip, Transform,
