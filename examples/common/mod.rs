@@ -16,6 +16,8 @@ pub struct Args {
     pub data: PathBuf,
     pub out: PathBuf,
     pub seed: u64,
+    /// Rescale gradients whose global L2 norm exceeds this (recurrent models want it).
+    pub clip_grad_norm: Option<f64>,
 }
 
 /// Parses `--epochs --batch-size --lr --lr-decay --data --out --seed`, starting from `defaults`.
@@ -59,6 +61,7 @@ pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
         data: data_dir().join("mnist"),
         out: PathBuf::from("runs").join(name),
         seed: 0,
+        clip_grad_norm: None,
     }
 }
 
@@ -106,6 +109,7 @@ where
         top_k: 3,
         out_dir: Some(args.out.clone()),
         seed: args.seed,
+        clip_grad_norm: args.clip_grad_norm,
         ..Default::default()
     };
     let mut trainer = Trainer::new(model, optimizer, dev)

@@ -14,6 +14,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod residual;
+pub mod rows;
 pub mod unflatten;
 pub mod upsample;
 
@@ -34,6 +35,7 @@ pub mod builders {
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::rows::Rows;
     pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
@@ -54,6 +56,7 @@ pub mod modules {
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::rows::Rows;
     pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }

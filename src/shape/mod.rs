@@ -7,6 +7,7 @@ mod dims;
 mod infer;
 mod message;
 mod resample;
+mod rows;
 mod transpose;
 mod unflatten;
 
@@ -22,6 +23,7 @@ pub use dims::{
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
 pub use resample::*;
+pub use rows::check_rows;
 pub use transpose::{
     check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
 };
