@@ -6,6 +6,7 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
+mod recurrent;
 mod resample;
 mod transpose;
 mod unflatten;
@@ -21,6 +22,10 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
+pub use recurrent::{
+    check_last_step, check_recurrent, check_recurrent_layers, directions, recurrent_name,
+    Directions, Gates, LayerDirections,
+};
 pub use resample::*;
 pub use transpose::{
     check_conv_transpose2d, conv_transpose2d_name, transpose_output, ConvTransposeOut,
