@@ -215,8 +215,7 @@ where
 
 macro_rules! cell_builder {
     ($builder:path, $mode:ty, $gates:literal, $name:literal) => {
-        impl<const INPUT: usize, const HIDDEN: usize, E, D> BuildOnDevice<D, E>
-            for $builder
+        impl<const INPUT: usize, const HIDDEN: usize, E, D> BuildOnDevice<D, E> for $builder
         where
             E: Dtype,
             D: Device<E>,

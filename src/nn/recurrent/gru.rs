@@ -86,7 +86,13 @@ impl CellMode for GruMode {
         from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
         previous: Hidden<B, HIDDEN, E, D, T>,
         _cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-    ) -> Result<(Hidden<B, HIDDEN, E, D, T>, Option<Hidden<B, HIDDEN, E, D, T>>), D::Err> {
+    ) -> Result<
+        (
+            Hidden<B, HIDDEN, E, D, T>,
+            Option<Hidden<B, HIDDEN, E, D, T>>,
+        ),
+        D::Err,
+    > {
         let mut xs = from_input.into_iter();
         let mut hs = from_hidden.into_iter();
         let mut next = || match (xs.next(), hs.next()) {

@@ -104,7 +104,13 @@ impl CellMode for LstmMode {
         from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
         previous: Hidden<B, HIDDEN, E, D, T>,
         cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-    ) -> Result<(Hidden<B, HIDDEN, E, D, T>, Option<Hidden<B, HIDDEN, E, D, T>>), D::Err> {
+    ) -> Result<
+        (
+            Hidden<B, HIDDEN, E, D, T>,
+            Option<Hidden<B, HIDDEN, E, D, T>>,
+        ),
+        D::Err,
+    > {
         let mut pre = from_input.into_iter().zip(from_hidden);
         let mut gate = || {
             let (x, h) = pre.next().expect("four gates");
@@ -116,7 +122,10 @@ impl CellMode for LstmMode {
         let output = gate()?.try_sigmoid()?;
         let cell = match cell {
             Some(c) => c,
-            None => previous.device().try_zeros_like(previous.shape())?.retaped::<T>(),
+            None => previous
+                .device()
+                .try_zeros_like(previous.shape())?
+                .retaped::<T>(),
         };
         let cell = forget.try_mul(cell)?.try_add(input.try_mul(candidate)?)?;
         // The returned c carries an empty tape: its operations travel on h', which uses it.

@@ -56,7 +56,13 @@ pub trait CellMode: 'static + Copy + Default + core::fmt::Debug + Send + Sync {
         from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
         previous: Hidden<B, HIDDEN, E, D, T>,
         cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-    ) -> Result<(Hidden<B, HIDDEN, E, D, T>, Option<Hidden<B, HIDDEN, E, D, T>>), D::Err>;
+    ) -> Result<
+        (
+            Hidden<B, HIDDEN, E, D, T>,
+            Option<Hidden<B, HIDDEN, E, D, T>>,
+        ),
+        D::Err,
+    >;
 }
 
 /// A tensor used several times on one tape: the first use takes the tape, the

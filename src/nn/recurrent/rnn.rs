@@ -119,10 +119,17 @@ macro_rules! plain_mode {
                 from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
                 _previous: Hidden<B, HIDDEN, E, D, T>,
                 _cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-            ) -> Result<(Hidden<B, HIDDEN, E, D, T>, Option<Hidden<B, HIDDEN, E, D, T>>), D::Err>
-            {
-                let (Some(x), Some(h)) = (from_input.into_iter().next(), from_hidden.into_iter().next())
-                else {
+            ) -> Result<
+                (
+                    Hidden<B, HIDDEN, E, D, T>,
+                    Option<Hidden<B, HIDDEN, E, D, T>>,
+                ),
+                D::Err,
+            > {
+                let (Some(x), Some(h)) = (
+                    from_input.into_iter().next(),
+                    from_hidden.into_iter().next(),
+                ) else {
                     unreachable!("one gate")
                 };
                 Ok((x.try_add(h)?.$act()?, None))

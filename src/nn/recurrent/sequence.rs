@@ -128,12 +128,10 @@ impl<
                     fields!(deeper, deeper, bias_hh, 3, dirs),
                 ),
             ),
-            |((a, b, c, d), (e, f, g, h))| {
-                Recurrent {
-                    first: assemble(a, b, c, d),
-                    deeper: assemble(e, f, g, h),
-                    dropout: 0.0,
-                }
+            |((a, b, c, d), (e, f, g, h))| Recurrent {
+                first: assemble(a, b, c, d),
+                deeper: assemble(e, f, g, h),
+                dropout: 0.0,
             },
         )
     }
@@ -176,7 +174,13 @@ fn run_direction<M, In, B, Steps, const GATES: usize, const HIDDEN: usize, E, D,
     x: Tensor<(B, Steps, In), E, D, T>,
     reverse: bool,
     initial: Option<Final<B, HIDDEN, E, D>>,
-) -> Result<(Tensor<(Steps, B, Const<HIDDEN>), E, D, T>, Final<B, HIDDEN, E, D>), D::Err>
+) -> Result<
+    (
+        Tensor<(Steps, B, Const<HIDDEN>), E, D, T>,
+        Final<B, HIDDEN, E, D>,
+    ),
+    D::Err,
+>
 where
     M: CellMode,
     In: StaticDim,
@@ -204,7 +208,11 @@ where
     let mut biases: Vec<_> = hidden
         .biases
         .into_iter()
-        .map(|b| Ok(Shared::new(b.try_broadcast_like(&(batch, Const::<HIDDEN>))?)))
+        .map(|b| {
+            Ok(Shared::new(
+                b.try_broadcast_like(&(batch, Const::<HIDDEN>))?,
+            ))
+        })
         .collect::<Result<_, D::Err>>()?;
 
     let (h0, c0) = match initial {
@@ -372,7 +380,13 @@ impl<
         let (hs, cs): (Vec<_>, Vec<_>) = finals.into_iter().unzip();
         let stack = |v: Vec<Hidden<B, HIDDEN, E, D, NoneTape>>| -> Result<_, D::Err> {
             let s = v.try_stack()?;
-            Ok(relabel::<_, (LayerDirections<LAYERS, BIDIRECTIONAL>, B, Const<HIDDEN>), _, _, _>(s))
+            Ok(relabel::<
+                _,
+                (LayerDirections<LAYERS, BIDIRECTIONAL>, B, Const<HIDDEN>),
+                _,
+                _,
+                _,
+            >(s))
         };
         let c = if M::GATES == 4 {
             Some(stack(cs.into_iter().flatten().collect())?)
@@ -518,7 +532,8 @@ macro_rules! sequence_builder {
                 const BIDIRECTIONAL: bool,
                 E: Dtype,
                 D: Device<E>,
-            > BuildOnDevice<D, E> for $module::builder::$builder<INPUT, HIDDEN, LAYERS, BIDIRECTIONAL>
+            > BuildOnDevice<D, E>
+            for $module::builder::$builder<INPUT, HIDDEN, LAYERS, BIDIRECTIONAL>
         where
             Recurrent<$mode, $gates, INPUT, HIDDEN, LAYERS, BIDIRECTIONAL, E, D>: BuildModule<D, E>,
         {
@@ -532,7 +547,8 @@ macro_rules! sequence_builder {
                 const BIDIRECTIONAL: bool,
                 Steps: StaticDim,
                 F: StaticDim,
-            > ShapeInfer<(Steps, F)> for $module::builder::$builder<INPUT, HIDDEN, LAYERS, BIDIRECTIONAL>
+            > ShapeInfer<(Steps, F)>
+            for $module::builder::$builder<INPUT, HIDDEN, LAYERS, BIDIRECTIONAL>
         {
             type Output = (Steps, Directions<HIDDEN, BIDIRECTIONAL>);
             const CHECK: () = {
