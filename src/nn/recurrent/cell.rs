@@ -178,6 +178,7 @@ where
 }
 
 /// `x W_k^T + b_k` for every gate `k`.
+#[allow(clippy::type_complexity)]
 pub(crate) fn project<N: Dim, In: Dim, const HIDDEN: usize, E, D, T>(
     x: Tensor<(N, In), E, D, T>,
     params: GateParams<In, HIDDEN, E, D, T>,

@@ -42,6 +42,7 @@ pub trait CellMode: 'static + Copy + Default + core::fmt::Debug + Send + Sync {
     ) -> Self::State<S, E, D, T>;
 
     /// Splits a state into `h` and, for an LSTM, `c`.
+    #[allow(clippy::type_complexity)]
     fn unpack<S: Shape, E: Dtype, D: Storage<E>, T>(
         state: Self::State<S, E, D, T>,
     ) -> (Tensor<S, E, D, T>, Option<Tensor<S, E, D, T>>);

@@ -289,11 +289,9 @@ where
         let (backward, b) = run_direction(&cells[1], x, true, next_initial())?;
         finals.push(f);
         finals.push(b);
-        let (steps, batch, _) = *forward.shape();
         let forward: Tensor<(Steps, B, usize), E, D, T> = relabel(forward);
         let backward: Tensor<(Steps, B, usize), E, D, T> = relabel(backward);
         let both = (forward, backward).try_concat_along(Axis::<2>)?;
-        let _ = (steps, batch);
         relabel::<_, (Steps, B, Directions<HIDDEN, BI>), _, _, _>(both)
     } else {
         let (forward, f) = run_direction(&cells[0], x, false, next_initial())?;
@@ -338,7 +336,6 @@ impl<
             )
         };
         let dev = x.device().clone();
-        let batch = x.shape().0;
         let x: Tensor<(B, Steps, Const<INPUT>), E, D, T> = realize_features(x);
         let rows = LAYERS * directions(BIDIRECTIONAL);
         let mut initial: Vec<Option<Final<B, HIDDEN, E, D>>> = match state {
@@ -393,7 +390,6 @@ impl<
         } else {
             None
         };
-        let _ = batch;
         Ok((y, M::pack(stack(hs)?, c)))
     }
 
