@@ -64,6 +64,7 @@ pub mod prelude {
     pub use crate::shape::ConvTransposeOut;
     pub use crate::shape::Scaled;
     pub use crate::shape::SumDim;
+    pub use crate::shape::{Directions, Gates, LayerDirections};
     // dfdx's tensor_ops also exports a `Bilinear` (its upscale2d method); the layer's mode wins.
     pub use crate::nn::builders::Bilinear;
     pub use crate::shape::{

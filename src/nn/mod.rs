@@ -13,6 +13,7 @@ pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod recurrent;
 pub mod residual;
 pub mod rows;
 pub mod unflatten;
@@ -34,6 +35,10 @@ pub mod builders {
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::recurrent::gru::builder::{Gru, GruCell};
+    pub use super::recurrent::last_step::LastStep;
+    pub use super::recurrent::lstm::builder::{Lstm, LstmCell};
+    pub use super::recurrent::rnn::builder::{Rnn, RnnCell, RnnRelu};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::rows::Rows;
     pub use super::unflatten::Unflatten;
@@ -55,6 +60,9 @@ pub mod modules {
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::recurrent::cell::Cell;
+    pub use super::recurrent::last_step::LastStep;
+    pub use super::recurrent::sequence::{Gru, Lstm, Recurrent, Rnn, RnnRelu};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::rows::Rows;
     pub use super::unflatten::Unflatten;

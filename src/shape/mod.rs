@@ -6,6 +6,7 @@ mod contract;
 mod dims;
 mod infer;
 mod message;
+mod recurrent;
 mod resample;
 mod rows;
 mod transpose;
@@ -22,6 +23,10 @@ pub use dims::{
 };
 pub use infer::{ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
+pub use recurrent::{
+    check_last_step, check_recurrent, check_recurrent_layers, directions, recurrent_name,
+    Directions, Gates, LayerDirections,
+};
 pub use resample::*;
 pub use rows::check_rows;
 pub use transpose::{
