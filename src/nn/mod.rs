@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod activation_extra;
 pub mod adaptive_pool;
+pub mod attention;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
@@ -25,6 +26,7 @@ pub mod builders {
     pub use super::activation_extra::builder::PReLU;
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout};
     pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
+    pub use super::attention::builder::MultiHeadAttention;
     pub use super::batchnorm::builder::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
@@ -45,6 +47,7 @@ pub mod modules {
     };
     pub use super::activation_extra::{Arctan, BinaryStep, Maxout, PReLU};
     pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
+    pub use super::attention::{MultiHeadAttention, OutProjection};
     pub use super::batchnorm::BatchNorm2d;
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
