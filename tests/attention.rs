@@ -275,3 +275,103 @@ fn mha_f32_matches_pytorch() {
         F32_MATCH,
     );
 }
+
+/// Runs `M` (loaded from `<case>_weights`) on the case's input, in f64 against PyTorch's output,
+/// input gradient and parameter gradients, and in f32 against its output.
+fn check_encoder_case<M>(case: &str)
+where
+    M: BuildOnDevice<Cpu, f64> + BuildOnDevice<Cpu, f32>,
+    <M as BuildOnDevice<Cpu, f64>>::Built: TensorCollection<f64, Cpu>
+        + Clone
+        + Module<
+            Tensor<Seq<S>, f64, Cpu, OwnedTape<f64, Cpu>>,
+            Output = Tensor<Seq<S>, f64, Cpu, OwnedTape<f64, Cpu>>,
+        > + Module<Tensor<(usize, Const<D>), f64, Cpu>, Output = Tensor<(usize, Const<D>), f64, Cpu>>,
+    <M as BuildOnDevice<Cpu, f32>>::Built: TensorCollection<f32, Cpu>
+        + Clone
+        + Module<Tensor<Seq<S>, f32, Cpu>, Output = Tensor<Seq<S>, f32, Cpu>>,
+{
+    let g = golden();
+    let model = load::<M, f64>(case);
+    let x = seq::<S>(&g, &format!("{case}.input0"));
+    let y = model.forward(x.leaky_trace());
+    let expected = &g[&format!("{case}.output")];
+    assert_close(&format!("{case} output"), &y.as_vec(), expected, F64_MATCH);
+    let grads = r_times(y, &g[&format!("{case}.r")]).backward();
+    assert_close(
+        &format!("{case} input grad"),
+        &grads.get(&x).as_vec(),
+        &g[&format!("{case}.input0_grad")],
+        F64_MATCH,
+    );
+    check_param_grads(case, &model, &grads, &g);
+
+    // Unbatched with a runtime length: the second sequence alone.
+    let dev = Cpu::default();
+    let part = g[&format!("{case}.input0")][S * D..].to_vec();
+    let y = model.forward(dev.tensor_from_vec(part, (S, Const::<D>)));
+    assert_close(
+        &format!("{case} unbatched"),
+        &y.as_vec(),
+        &expected[S * D..],
+        F64_MATCH,
+    );
+
+    let model32 = load::<M, f32>(case);
+    let x32: Vec<f32> = x.as_vec().iter().map(|&v| v as f32).collect();
+    let y32 = model32.forward(dev.tensor_from_vec(x32, Default::default()));
+    assert_close_f32(&format!("{case} f32"), &y32.as_vec(), expected, F32_MATCH);
+}
+
+#[test]
+fn encoder_layer_post_norm_matches_pytorch() {
+    check_encoder_case::<TransformerEncoderLayer<D, HEADS, FF>>("post");
+}
+
+#[test]
+fn encoder_layer_norm_first_matches_pytorch() {
+    check_encoder_case::<TransformerEncoderLayer<D, HEADS, FF, true>>("pre");
+}
+
+#[test]
+fn encoder_of_two_layers_matches_pytorch() {
+    check_encoder_case::<TransformerEncoder<D, HEADS, FF, 2>>("encoder");
+}
+
+#[test]
+fn encoder_parameter_counts_match_pytorch() {
+    type Layer = TransformerEncoderLayer<D, HEADS, FF>;
+    type Encoder = TransformerEncoder<D, HEADS, FF, 2>;
+    let g = golden();
+    // PyTorch's parameter gradients: one per parameter element.
+    let count = |case: &str| -> usize {
+        g.iter()
+            .filter(|(k, _)| k.starts_with(&format!("{case}.grad.")))
+            .map(|(_, v)| v.len())
+            .sum()
+    };
+    assert_eq!(<Mha as ShapeInfer<Rank2<S, D>>>::PARAMS, count("mha"));
+    assert_eq!(<Layer as ShapeInfer<Rank2<S, D>>>::PARAMS, count("post"));
+    assert_eq!(
+        <Encoder as ShapeInfer<Rank2<S, D>>>::PARAMS,
+        count("encoder")
+    );
+    let dev = Cpu::default();
+    assert_eq!(
+        dev.build_module::<Encoder, f32>().num_trainable_params(),
+        count("encoder")
+    );
+}
+
+#[test]
+fn encoder_forward_mut_drops_out_only_with_positive_p() {
+    let dev = Cpu::default();
+    let mut layer = dev.build_module::<TransformerEncoderLayer<D, HEADS, FF>, f64>();
+    let x: Tensor<Seq<S>, f64, _> = dev.sample_normal();
+    let eval = layer.forward(x.clone()).as_vec();
+    let train = layer.forward_mut(x.leaky_trace()).as_vec();
+    assert_ne!(eval, train, "dropout 0.1 changes the training output");
+    layer.dropout = 0.0;
+    let train = layer.forward_mut(x.leaky_trace()).as_vec();
+    assert_close("dropout 0", &train, &eval, F64_MATCH);
+}

@@ -15,6 +15,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod residual;
+pub mod transformer;
 pub mod unflatten;
 pub mod upsample;
 
@@ -36,6 +37,8 @@ pub mod builders {
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::transformer::builder::{LayerNorm, TransformerEncoder, TransformerEncoderLayer};
+    pub use super::transformer::{MeanPool, SequenceMean};
     pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
@@ -57,6 +60,9 @@ pub mod modules {
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::residual::{Residual, ResidualProjection};
+    pub use super::transformer::{
+        LayerNorm, MeanPool, SequenceMean, TransformerEncoder, TransformerEncoderLayer,
+    };
     pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
 }
