@@ -9,11 +9,13 @@ pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
 pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod positional;
 pub mod residual;
 pub mod transformer;
 pub mod unflatten;
@@ -33,9 +35,12 @@ pub mod builders {
     pub use super::conv::builder::Conv2d;
     pub use super::conv_transpose::builder::ConvTranspose2d;
     pub use super::dropout::{Dropout, DropoutOneIn};
+    pub use super::embedding::builder::Embedding;
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::positional::builder::LearnedPositionalEmbedding;
+    pub use super::positional::SinusoidalPositionalEncoding;
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::transformer::builder::{LayerNorm, TransformerEncoder, TransformerEncoderLayer};
     pub use super::transformer::{MeanPool, SequenceMean};
@@ -56,9 +61,11 @@ pub mod modules {
     pub use super::conv::{Conv2d, Conv2dNoBias};
     pub use super::conv_transpose::ConvTranspose2d;
     pub use super::dropout::{Dropout, DropoutOneIn};
+    pub use super::embedding::Embedding;
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
     pub use super::pool::{AvgPool2d, MaxPool2d};
+    pub use super::positional::{LearnedPositionalEmbedding, SinusoidalPositionalEncoding};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::transformer::{
         LayerNorm, MeanPool, SequenceMean, TransformerEncoder, TransformerEncoderLayer,

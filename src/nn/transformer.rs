@@ -255,7 +255,7 @@ impl<const D_MODEL: usize, F: StaticDim> ShapeInfer<(F,)> for builder::LayerNorm
 
 impl<const D_MODEL: usize, E: Dtype, D: Device<E>> LayerNorm<D_MODEL, E, D> {
     /// Normalises the last dim of `(B, S, D_MODEL)`.
-    fn norm3<B: Dim, S: Dim, T: Tape<E, D>>(
+    pub(crate) fn norm3<B: Dim, S: Dim, T: Tape<E, D>>(
         &self,
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
