@@ -375,3 +375,223 @@ fn encoder_forward_mut_drops_out_only_with_positive_p() {
     let train = layer.forward_mut(x.leaky_trace()).as_vec();
     assert_close("dropout 0", &train, &eval, F64_MATCH);
 }
+
+#[test]
+fn embedding_looks_up_rows_and_scatters_gradients() {
+    let dev = Cpu::default();
+    let embed = dev.build_module::<Embedding<6, 3>, f64>();
+    let table = embed.weight.as_vec();
+    let ids = dev.tensor([[5usize, 0, 5], [2, 1, 3]]);
+    let y = embed.forward(ids.clone());
+    let ids_flat = [5usize, 0, 5, 2, 1, 3];
+    let expected: Vec<f64> = ids_flat
+        .iter()
+        .flat_map(|&i| table[i * 3..i * 3 + 3].to_vec())
+        .collect();
+    assert_close("embedding rows", &y.as_vec(), &expected, F64_MATCH);
+    // d sum(y * r) / d weight[i] = sum of r over the positions holding id i.
+    let r: Vec<f64> = (0..18).map(|v| v as f64 * 0.25 - 1.0).collect();
+    let y = embed.forward(ids.trace(embed.alloc_grads()));
+    let grads = r_times(y, &r).backward();
+    let mut expected = vec![0.0; 18];
+    for (p, &i) in ids_flat.iter().enumerate() {
+        for k in 0..3 {
+            expected[i * 3 + k] += r[p * 3 + k];
+        }
+    }
+    assert_close(
+        "embedding grad",
+        &grads.get(&embed.weight).as_vec(),
+        &expected,
+        F64_MATCH,
+    );
+    // Unbatched ids (S,) with a runtime length.
+    let y = embed.forward(dev.tensor_from_vec(vec![4usize, 4], (2usize,)));
+    assert_eq!(y.as_vec(), [&table[12..15], &table[12..15]].concat());
+}
+
+#[test]
+fn sinusoidal_encoding_matches_the_paper() {
+    let dev = Cpu::default();
+    const W: usize = 6;
+    let x: Tensor<Rank3<2, 4, W>, f64, _> = dev.sample_normal();
+    let y = SinusoidalPositionalEncoding::<10, W>.forward(x.clone());
+    let mut expected = x.as_vec();
+    for b in 0..2 {
+        for pos in 0..4 {
+            for i in 0..W / 2 {
+                let angle = pos as f64 / 10000f64.powf(2.0 * i as f64 / W as f64);
+                expected[(b * 4 + pos) * W + 2 * i] += angle.sin();
+                expected[(b * 4 + pos) * W + 2 * i + 1] += angle.cos();
+            }
+        }
+    }
+    assert_close("sinusoidal", &y.as_vec(), &expected, F64_MATCH);
+    // A runtime length gives the same rows.
+    let x2: Tensor<(usize, usize, Const<W>), f64, _> =
+        dev.tensor_from_vec(x.as_vec(), (2, 4, Const));
+    let y2 = SinusoidalPositionalEncoding::<10, W>.forward(x2);
+    assert_close("sinusoidal usize", &y2.as_vec(), &expected, F64_MATCH);
+}
+
+#[test]
+#[should_panic(
+    expected = "SinusoidalPositionalEncoding<4, 6> holds 4 positions, but the sequence is 5 long"
+)]
+fn positional_runtime_length_is_checked() {
+    let dev = Cpu::default();
+    let x: Tensor<(usize, Const<6>), f64, _> = dev.zeros_like(&(5, Const));
+    let _ = SinusoidalPositionalEncoding::<4, 6>.forward(x);
+}
+
+#[test]
+fn learned_positions_add_and_take_gradients() {
+    let dev = Cpu::default();
+    let pos = dev.build_module::<LearnedPositionalEmbedding<7, 3>, f64>();
+    let table = pos.weight.as_vec();
+    let x: Tensor<Rank3<2, 4, 3>, f64, _> = dev.sample_normal();
+    let y = pos.forward(x.trace(pos.alloc_grads()));
+    let mut expected = x.as_vec();
+    for (i, v) in expected.iter_mut().enumerate() {
+        *v += table[i % 12];
+    }
+    assert_close("learned", &y.as_vec(), &expected, F64_MATCH);
+    let r: Vec<f64> = (0..24).map(|v| (v as f64).sin()).collect();
+    let grads = r_times(y, &r).backward();
+    let mut expected = vec![0.0; 21];
+    for (i, &ri) in r.iter().enumerate() {
+        expected[i % 12] += ri;
+    }
+    assert_close(
+        "learned grad",
+        &grads.get(&pos.weight).as_vec(),
+        &expected,
+        F64_MATCH,
+    );
+    assert_eq!(
+        <LearnedPositionalEmbedding<7, 3> as ShapeInfer<Rank2<4, 3>>>::PARAMS,
+        21
+    );
+}
+
+#[test]
+fn sequence_mean_averages_the_sequence() {
+    let dev = Cpu::default();
+    let x: Tensor<Rank3<2, 3, 2>, f64, _> = dev.tensor([
+        [[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]],
+        [[0.0, 0.0], [0.0, 3.0], [3.0, 0.0]],
+    ]);
+    assert_eq!(MeanPool.forward(x).array(), [[3.0, 5.0], [1.0, 1.0]]);
+}
+
+type TinyVit = shapesafe::models::VisionTransformer<2, 4, 2, 4, 2, 6, 1, 3>;
+
+#[test]
+fn vit_shapes_and_parameter_count() {
+    type Vit = shapesafe::models::VisionTransformer<1, 28, 7, 16, 4, 32, 2, 10>;
+    let dev = Cpu::default();
+    let model = dev.build_module::<Vit, f32>();
+    // conv 16*49+16, class 16, positions 17*16, 2 layers of 4*256+64 + 2*512+32+16 + 64, norm 32, head 170.
+    let layer = 4 * 256 + 64 + 2 * 16 * 32 + 32 + 16 + 64;
+    let expected = 16 * 49 + 16 + 16 + 17 * 16 + 2 * layer + 32 + 170;
+    assert_eq!(<Vit as ShapeInfer<Rank3<1, 28, 28>>>::PARAMS, expected);
+    assert_eq!(model.num_trainable_params(), expected);
+    let x: Tensor<Rank4<3, 1, 28, 28>, f32, _> = dev.sample_normal();
+    let y: Tensor<Rank2<3, 10>, f32, _> = model.forward(x.clone());
+    assert!(y.as_vec().iter().all(|v| v.is_finite()));
+    let x2: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, _> =
+        dev.tensor_from_vec(x.as_vec(), (3, Const, Const, Const));
+    let y2 = model.forward(x2);
+    assert_eq!(y2.shape().concrete(), [3, 10]);
+    assert_close_f32(
+        "usize batch",
+        &y2.as_vec(),
+        &y.as_vec().iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        F32_MATCH,
+    );
+    let one: Tensor<Rank3<1, 28, 28>, f32, _> =
+        dev.tensor_from_vec(x.as_vec()[..784].to_vec(), Default::default());
+    let y1: Tensor<Rank1<10>, f32, _> = model.forward(one);
+    assert_close_f32(
+        "unbatched",
+        &y1.as_vec(),
+        &y.as_vec()[..10]
+            .iter()
+            .map(|&v| v as f64)
+            .collect::<Vec<_>>(),
+        F32_MATCH,
+    );
+    let names = tensor_names(&model);
+    assert_eq!(
+        names[..4],
+        [
+            "conv_proj.weight",
+            "conv_proj.bias",
+            "class_token",
+            "pos_embedding"
+        ]
+    );
+    assert_eq!(names[4], "encoder.layers.0.self_attn.in_proj_weight");
+    assert_eq!(names[names.len() - 1], "head.bias");
+}
+
+#[test]
+fn tiny_vit_gradients_match_finite_differences() {
+    let dev = Cpu::default();
+    let mut model = dev.build_module::<TinyVit, f64>();
+    // A nonzero class token, so that its gradient path is exercised off the initial point.
+    model.class_token = dev.sample_normal();
+    let x: Tensor<Rank4<2, 2, 4, 4>, f64, _> = dev.sample_normal();
+    let r: Vec<f64> = (0..6).map(|v| 0.5 + v as f64 * 0.3).collect();
+    let objective = |m: &<TinyVit as BuildOnDevice<Cpu, f64>>::Built,
+                     x: &Tensor<Rank4<2, 2, 4, 4>, f64, Cpu>| {
+        let y = m.forward(x.clone());
+        y.as_vec().iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let grads = r_times(model.forward(x.leaky_trace()), &r).backward();
+
+    let numeric = finite_differences(&x.as_vec(), |v| {
+        objective(&model, &dev.tensor_from_vec(v.to_vec(), Default::default()))
+    });
+    let fd = Tolerance {
+        abs: 1e-7,
+        rel: 1e-6,
+    };
+    assert_close("vit input grad", &grads.get(&x).as_vec(), &numeric, fd);
+
+    let numeric = finite_differences(&model.class_token.as_vec(), |v| {
+        let mut m = model.clone();
+        m.class_token = dev.tensor_from_vec(v.to_vec(), Default::default());
+        objective(&m, &x)
+    });
+    assert_close(
+        "vit class token grad",
+        &grads.get(&model.class_token).as_vec(),
+        &numeric,
+        fd,
+    );
+
+    let numeric = finite_differences(&model.pos_embedding.as_vec(), |v| {
+        let mut m = model.clone();
+        m.pos_embedding = dev.tensor_from_vec(v.to_vec(), Default::default());
+        objective(&m, &x)
+    });
+    assert_close(
+        "vit position grad",
+        &grads.get(&model.pos_embedding).as_vec(),
+        &numeric,
+        fd,
+    );
+
+    let numeric = finite_differences(&model.conv_proj.weight.as_vec(), |v| {
+        let mut m = model.clone();
+        m.conv_proj.weight = dev.tensor_from_vec(v.to_vec(), Default::default());
+        objective(&m, &x)
+    });
+    assert_close(
+        "vit patch weight grad",
+        &grads.get(&model.conv_proj.weight).as_vec(),
+        &numeric,
+        fd,
+    );
+}

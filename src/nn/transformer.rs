@@ -128,7 +128,7 @@ pub struct SequenceMean;
 /// let y = MeanPool.forward(Cpu::default().tensor([[1.0f32], [3.0]]));
 /// assert_eq!(y.array(), [2.0]);
 /// ```
-pub type MeanPool = SequenceMean;
+pub use self::SequenceMean as MeanPool;
 
 impl ZeroSizedModule for SequenceMean {}
 impl NonMutableModule for SequenceMean {}
