@@ -13,6 +13,7 @@ pub mod embedding;
 pub mod flatten;
 pub mod init;
 pub mod linear;
+pub mod linear_sequence;
 pub mod loss;
 pub mod pool;
 pub mod positional;
