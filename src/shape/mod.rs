@@ -1,5 +1,6 @@
 //! The shape engine: computed dim types, compile-time checks and their messages, shape inference.
 
+mod attention;
 mod blocks;
 mod checks;
 mod contract;
@@ -11,6 +12,10 @@ mod resample;
 mod transpose;
 mod unflatten;
 
+pub use attention::{
+    check_attention, check_positional, check_vision_transformer, check_width,
+    multi_head_attention_name, transformer_encoder_layer_name, SequenceDim,
+};
 pub use blocks::{
     batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
     SumDim,
