@@ -1,5 +1,8 @@
 //! The Vision Transformer (Dosovitskiy et al., 2020): patches as tokens, a class token and a
 //! Transformer encoder, with the patch size checked against the image size at compile time.
+// Signatures spell out the (batch, sequence, width) tensors they take; aliases would hide
+// the shapes these layers document.
+#![allow(clippy::type_complexity)]
 
 use crate::kernels::Conv2dKernel;
 use crate::nn::linear::Linear;

@@ -1,5 +1,8 @@
 //! `MultiHeadAttention`: PyTorch's `nn.MultiheadAttention` (batch first) with its parameter names,
 //! key-padding and causal masks, and a head count checked against the model width at compile time.
+// Signatures spell out the (batch, sequence, width) tensors they take; aliases would hide
+// the shapes these layers document.
+#![allow(clippy::type_complexity)]
 
 use super::init::uniform_fan_in;
 use crate::shape::{check_attention, multi_head_attention_name, Scaled, ShapeInfer, StaticDim};
