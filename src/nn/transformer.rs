@@ -4,7 +4,7 @@
 // the shapes these layers document.
 #![allow(clippy::type_complexity)]
 
-use super::attention::{linear_last, MultiHeadAttention};
+use super::attention::MultiHeadAttention;
 use super::linear::Linear;
 use crate::shape::Message;
 use crate::shape::{
@@ -472,17 +472,10 @@ where
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
         dropout: f64,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
-        let h = linear_last(
-            x,
-            self.linear1.weight.retaped::<T>(),
-            self.linear1.bias.retaped::<T>(),
-        )?;
+        // `Linear` takes `(B, S, F)` sequences itself (one `(B * S, F)` matmul).
+        let h = self.linear1.try_forward(x)?;
         let h = maybe_dropout(h.try_relu()?, dropout)?;
-        linear_last(
-            h,
-            self.linear2.weight.retaped::<T>(),
-            self.linear2.bias.retaped::<T>(),
-        )
+        self.linear2.try_forward(h)
     }
 
     /// The layer on `(B, S, D_MODEL)` with masks and dropout `p`.
