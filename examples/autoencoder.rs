@@ -7,10 +7,12 @@
 //! ```text
 //! cargo run --release --example autoencoder -- [--vae] [--epochs N] [--train-images N]
 //!     [--batch-size B] [--lr LR] [--beta BETA] [--data DIR] [--out DIR] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 
 use indicatif::{ProgressBar, ProgressStyle};
 use shapesafe::data::{data_dir, DataLoader, Dataset, Mnist, MnistSplit, Subset};
+use shapesafe::device::DeviceKind;
 use shapesafe::models::{kl_divergence, reconstruction_loss, vae_loss, ConvAutoencoder, ConvVae};
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
@@ -26,7 +28,7 @@ const VAE_LATENT: usize = 16;
 /// How many test digits the picture shows.
 const SHOWN: usize = 10;
 
-type Images = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu>;
+type Images<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>;
 
 struct Args {
     vae: bool,
@@ -38,10 +40,11 @@ struct Args {
     data: PathBuf,
     out: PathBuf,
     seed: u64,
+    device: DeviceKind,
 }
 
 const USAGE: &str = "usage: autoencoder [--vae] [--epochs N] [--train-images N] [--batch-size B] \
-[--lr LR] [--beta BETA] [--data DIR] [--out DIR] [--seed S]";
+[--lr LR] [--beta BETA] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -54,7 +57,9 @@ fn parse_args() -> Result<Args> {
         data: data_dir().join("mnist"),
         out: PathBuf::from("runs/autoencoder"),
         seed: 0,
+        device: DeviceKind::Cpu,
     };
+    let mut device = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -83,24 +88,32 @@ fn parse_args() -> Result<Args> {
             "--data" => args.data = PathBuf::from(value),
             "--out" => args.out = PathBuf::from(value),
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--device" => device = Some(value.parse()?),
             _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
         }
     }
+    // The GPU when this build has CUDA and one answers; probing takes a moment.
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
     Ok(args)
 }
 
-fn device_err(e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("device error: {e}"))
+fn device_err(e: impl std::fmt::Debug) -> Error {
+    Error::Device(format!("{e:?}"))
+}
+
+/// The value of a one-number tensor (a loss), read back from the device.
+fn scalar<D: Device<f32>, T>(t: &Tensor<(), f32, D, T>) -> f32 {
+    t.as_vec()[0]
 }
 
 /// Runs `args.epochs` epochs of `step` (one optimiser step on a batch, returning its
 /// loss) over the first `args.train_images` training digits, with a progress bar, and
 /// prints the mean loss of each epoch.
-fn fit<D: Dataset<Shape = Rank3<1, 28, 28>> + ?Sized>(
+fn fit<S: Dataset<Shape = Rank3<1, 28, 28>> + ?Sized, D: Device<f32>>(
     args: &Args,
-    train: &D,
-    dev: &Cpu,
-    mut step: impl FnMut(Images) -> Result<f32>,
+    train: &S,
+    dev: &D,
+    mut step: impl FnMut(Images<D>) -> Result<f32>,
 ) -> Result<()> {
     // Pixels stay in [0, 1] (no normalisation): the decoder's sigmoid predicts them.
     let loader = DataLoader::new(train, args.batch_size)?
@@ -148,10 +161,10 @@ fn fit<D: Dataset<Shape = Rank3<1, 28, 28>> + ?Sized>(
 /// Reconstruction error on the whole test set: binary cross-entropy summed per image
 /// and mean squared error per pixel, both averaged over the images, plus the mean KL
 /// divergence that `reconstruct` reports (the VAE's).
-fn test_error(
+fn test_error<D: Device<f32>>(
     test: &MnistSplit,
-    dev: &Cpu,
-    mut reconstruct: impl FnMut(Images) -> (Images, Option<f32>),
+    dev: &D,
+    mut reconstruct: impl FnMut(Images<D>) -> (Images<D>, Option<f32>),
 ) -> Result<(f64, f64, Option<f64>)> {
     let loader = DataLoader::new(test, 500)?;
     let (mut bce, mut squared, mut kl, mut images) = (0.0f64, 0.0f64, None, 0usize);
@@ -165,7 +178,7 @@ fn test_error(
             .zip(y.as_vec())
             .map(|(a, b)| ((a - b) as f64).powi(2))
             .sum::<f64>();
-        bce += reconstruction_loss(y, x).array() as f64 * n as f64;
+        bce += scalar(&reconstruction_loss(y, x)) as f64 * n as f64;
         if let Some(k) = batch_kl {
             *kl.get_or_insert(0.0) += k as f64 * n as f64;
         }
@@ -180,7 +193,7 @@ fn test_error(
 }
 
 /// The first `SHOWN` test digits, as a batch.
-fn shown_digits(test: &MnistSplit, dev: &Cpu) -> Result<Images> {
+fn shown_digits<D: Device<f32>>(test: &MnistSplit, dev: &D) -> Result<Images<D>> {
     let mut values = vec![0.0f32; SHOWN * 784];
     for (i, out) in values.chunks_exact_mut(784).enumerate() {
         test.get(i, out)?;
@@ -189,15 +202,14 @@ fn shown_digits(test: &MnistSplit, dev: &Cpu) -> Result<Images> {
         .map_err(device_err)
 }
 
-fn images_of(t: &Images) -> Vec<Vec<f32>> {
+fn images_of<D: Device<f32>>(t: &Images<D>) -> Vec<Vec<f32>> {
     t.as_vec().chunks_exact(784).map(<[f32]>::to_vec).collect()
 }
 
-fn run(args: Args) -> Result<()> {
+fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mnist = Mnist::load(&args.data)?;
     let count = args.train_images.min(mnist.train.len());
     let train = Subset::new(&mnist.train, (0..count).collect())?;
-    let dev = Cpu::seed_from_u64(args.seed);
     std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
         path: args.out.clone(),
         source,
@@ -213,12 +225,13 @@ fn run(args: Args) -> Result<()> {
     };
 
     if args.vae {
-        let mut model = dev.build_module::<ConvVae<VAE_LATENT>, f32>();
+        let mut model = ConvVae::<VAE_LATENT>::try_build_on_device(&dev).map_err(device_err)?;
         println!(
-            "{}\n\nConvVae<{VAE_LATENT}>: {} parameters; training on {count} images, batch {}, \
-             Adam lr {}, beta {}\n",
+            "{}\n\nConvVae<{VAE_LATENT}>: {} parameters; device {}: training on {count} images, \
+             batch {}, Adam lr {}, beta {}\n",
             Summary::of::<ConvVae<VAE_LATENT>, Rank3<1, 28, 28>>(),
             model.num_trainable_params(),
+            args.device,
             args.batch_size,
             args.lr,
             args.beta
@@ -234,7 +247,7 @@ fn run(args: Args) -> Result<()> {
         fit(&args, &train, &dev, |x| {
             let out = model.forward_mut(x.clone().traced(grads.clone()));
             let loss = vae_loss(out, x, args.beta);
-            let value = loss.array();
+            let value = scalar(&loss);
             grads = loss.backward();
             opt.update(&mut model, &grads).map_err(device_err)?;
             model.zero_grads(&mut grads);
@@ -243,7 +256,7 @@ fn run(args: Args) -> Result<()> {
         let (bce, mse, kl) = test_error(&mnist.test, &dev, |x| {
             // Evaluation decodes the mean code, z = mu.
             let out = model.forward(x);
-            let kl = kl_divergence(out.mu, out.log_var).array();
+            let kl = scalar(&kl_divergence(out.mu, out.log_var));
             (out.reconstruction.realize(), Some(kl))
         })?;
         println!(
@@ -251,18 +264,20 @@ fn run(args: Args) -> Result<()> {
              per image",
             kl.unwrap_or(0.0)
         );
-        let shown: Images = model.forward(digits).reconstruction.realize();
+        let shown: Images<D> = model.forward(digits).reconstruction.realize();
         grid.push_row("reconstructions", images_of(&shown))?;
         let z: Tensor<(usize, Const<VAE_LATENT>), f32, _> = dev.sample_normal_like(&(SHOWN, Const));
-        let samples: Images = model.decoder.forward(z).realize();
+        let samples: Images<D> = model.decoder.forward(z).realize();
         grid.push_row("samples z ~ N(0, I)", images_of(&samples))?;
     } else {
-        let mut model = dev.build_module::<ConvAutoencoder<AE_LATENT>, f32>();
+        let mut model =
+            ConvAutoencoder::<AE_LATENT>::try_build_on_device(&dev).map_err(device_err)?;
         println!(
-            "{}\n\nConvAutoencoder<{AE_LATENT}>: {} parameters; training on {count} images, \
-             batch {}, Adam lr {}\n",
+            "{}\n\nConvAutoencoder<{AE_LATENT}>: {} parameters; device {}: training on {count} \
+             images, batch {}, Adam lr {}\n",
             Summary::of::<ConvAutoencoder<AE_LATENT>, Rank3<1, 28, 28>>(),
             model.num_trainable_params(),
+            args.device,
             args.batch_size,
             args.lr
         );
@@ -277,7 +292,7 @@ fn run(args: Args) -> Result<()> {
         fit(&args, &train, &dev, |x| {
             let y = model.forward_mut(x.clone().traced(grads.clone()));
             let loss = reconstruction_loss(y, x);
-            let value = loss.array();
+            let value = scalar(&loss);
             grads = loss.backward();
             opt.update(&mut model, &grads).map_err(device_err)?;
             model.zero_grads(&mut grads);
@@ -285,7 +300,7 @@ fn run(args: Args) -> Result<()> {
         })?;
         let (bce, mse, _) = test_error(&mnist.test, &dev, |x| (model.forward(x).realize(), None))?;
         println!("test: reconstruction BCE {bce:.2} per image, MSE {mse:.4} per pixel");
-        let shown: Images = model.forward(digits).realize();
+        let shown: Images<D> = model.forward(digits).realize();
         grid.push_row("reconstructions", images_of(&shown))?;
     }
 
@@ -305,7 +320,9 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() {
-    if let Err(e) = parse_args().and_then(run) {
+    let on_device =
+        |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
+    if let Err(e) = parse_args().and_then(on_device) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -5,11 +5,13 @@
 //! ```text
 //! cargo run --release --example char_rnn -- [--epochs N] [--batch-size B] [--lr LR]
 //!     [--text FILE] [--prompt TEXT] [--length N] [--temperature T] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shapesafe::data::{data_dir, CharText, SHAKESPEARE_FILE};
+use shapesafe::device::DeviceKind;
 use shapesafe::optim::clip_grad_norm;
 use shapesafe::prelude::*;
 use shapesafe::{Error, Result};
@@ -25,7 +27,7 @@ const SEQUENCE: usize = 64;
 
 /// One-hot characters -> LSTM -> next-character logits at every step.
 type CharLstm = (Lstm<VOCAB, HIDDEN>, Linear<HIDDEN, VOCAB>);
-type Model = <CharLstm as BuildOnDevice<Cpu, f32>>::Built;
+type Model<D> = <CharLstm as BuildOnDevice<D, f32>>::Built;
 
 shapesafe::assert_shapes!(CharLstm: Rank2<SEQUENCE, VOCAB> => Rank2<SEQUENCE, VOCAB>);
 
@@ -38,10 +40,11 @@ struct Args {
     length: usize,
     temperature: f64,
     seed: u64,
+    device: DeviceKind,
 }
 
 const USAGE: &str = "usage: char_rnn [--epochs N] [--batch-size B] [--lr LR] [--text FILE] \
-[--prompt TEXT] [--length N] [--temperature T] [--seed S]";
+[--prompt TEXT] [--length N] [--temperature T] [--seed S] [--device cpu|cuda|cuda:N]";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -53,7 +56,9 @@ fn parse_args() -> Result<Args> {
         length: 400,
         temperature: 0.7,
         seed: 0,
+        device: DeviceKind::Cpu,
     };
+    let mut device = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -79,9 +84,12 @@ fn parse_args() -> Result<Args> {
                     .ok_or_else(|| bad("a number above 0"))?
             }
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--device" => device = Some(value.parse()?),
             _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
         }
     }
+    // The GPU when this build has CUDA and one answers; probing takes a moment.
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
     Ok(args)
 }
 
@@ -90,12 +98,12 @@ fn device_error(e: impl std::fmt::Debug) -> Error {
 }
 
 /// Mean next-character cross-entropy (nats) of `model` over every window of `text`.
-fn evaluate(model: &Model, text: &CharText, dev: &Cpu) -> Result<f64> {
+fn evaluate<D: KernelDevice<f32>>(model: &Model<D>, text: &CharText, dev: &D) -> Result<f64> {
     let (mut total, mut count) = (0.0, 0);
     for windows in text.batches(SEQUENCE, 256, None, false)? {
         let (x, y) = text.one_hot_batch::<SEQUENCE, VOCAB, _>(&windows, dev)?;
         let loss = cross_entropy_with_logits_loss(model.forward(x), y);
-        total += f64::from(loss.array()) * windows.len() as f64;
+        total += f64::from(loss.as_vec()[0]) * windows.len() as f64;
         count += windows.len();
     }
     Ok(total / count as f64)
@@ -103,14 +111,14 @@ fn evaluate(model: &Model, text: &CharText, dev: &Cpu) -> Result<f64> {
 
 /// Continues `prompt` by `length` characters, each drawn from the model's next-character
 /// distribution sharpened by `temperature` (below 1: safer, above 1: wilder).
-fn sample(
-    model: &Model,
+fn sample<D: KernelDevice<f32>>(
+    model: &Model<D>,
     text: &CharText,
     prompt: &str,
     length: usize,
     temperature: f64,
     rng: &mut StdRng,
-    dev: &Cpu,
+    dev: &D,
 ) -> Result<String> {
     let (lstm, head) = model;
     let x = text.one_hot_sequence::<VOCAB, _>(&text.encode(prompt)?, dev)?;
@@ -145,7 +153,7 @@ fn sample(
     text.decode(&generated)
 }
 
-fn run(args: Args) -> Result<()> {
+fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let text = CharText::load(&args.text)?;
     let (train, valid) = text.split(0.9)?;
     println!(
@@ -157,8 +165,7 @@ fn run(args: Args) -> Result<()> {
         valid.len()
     );
     println!("{}\n", Summary::of::<CharLstm, Rank2<SEQUENCE, VOCAB>>());
-    let dev = Cpu::seed_from_u64(args.seed);
-    let mut model = dev.build_module::<CharLstm, f32>();
+    let mut model = CharLstm::try_build_on_device(&dev).map_err(device_error)?;
     let mut optimizer = Adam::new(
         &model,
         AdamConfig {
@@ -168,8 +175,8 @@ fn run(args: Args) -> Result<()> {
     );
     let mut grads = model.alloc_grads();
     println!(
-        "windows of {SEQUENCE} characters, batch {}, Adam lr {}, {} epochs\n",
-        args.batch_size, args.lr, args.epochs
+        "device {}: windows of {SEQUENCE} characters, batch {}, Adam lr {}, {} epochs\n",
+        args.device, args.batch_size, args.lr, args.epochs
     );
     let start = Instant::now();
     for epoch in 1..=args.epochs {
@@ -185,7 +192,7 @@ fn run(args: Args) -> Result<()> {
             let (x, y) = train.one_hot_batch::<SEQUENCE, VOCAB, _>(windows, &dev)?;
             let logits = model.forward_mut(x.traced(grads));
             let loss = cross_entropy_with_logits_loss(logits, y);
-            let value = f64::from(loss.array());
+            let value = f64::from(loss.as_vec()[0]);
             if !value.is_finite() {
                 return Err(Error::NonFinite {
                     epoch,
@@ -241,7 +248,9 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() {
-    if let Err(e) = parse_args().and_then(run) {
+    let on_device =
+        |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
+    if let Err(e) = parse_args().and_then(on_device) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

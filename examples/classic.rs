@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example classic -- [--digits A B] [--epochs N] [--data DIR] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 //!
 //! All three are the same type, one affine score over the 784 pixels; they differ
@@ -10,6 +11,7 @@
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use shapesafe::data::{data_dir, normalize_pixel, Mnist, MnistSplit, MNIST_PIXELS};
+use shapesafe::device::DeviceKind;
 use shapesafe::models::classic::{
     predict_binary, predict_sign, svm_objective, LinearSvm, LogisticRegression, Perceptron,
 };
@@ -21,19 +23,21 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 const BATCH: usize = 64;
-const USAGE: &str = "usage: classic [--digits A B] [--epochs N] [--data DIR] [--seed S]";
+const USAGE: &str =
+    "usage: classic [--digits A B] [--epochs N] [--data DIR] [--seed S] [--device cpu|cuda|cuda:N]";
 
 shapesafe::assert_shapes!(Perceptron<784>: Rank1<784> => Rank1<1>, params = 785);
 
 /// A batch of flattened, normalised images and their `{-1, +1}` labels.
-type Features<B> = Tensor<(B, Const<MNIST_PIXELS>), f32, Cpu>;
-type Scores<B> = Tensor<(B, Const<1>), f32, Cpu>;
+type Features<B, D> = Tensor<(B, Const<MNIST_PIXELS>), f32, D>;
+type Scores<B, D> = Tensor<(B, Const<1>), f32, D>;
 
 struct Args {
     digits: (u8, u8),
     epochs: usize,
     data: PathBuf,
     seed: u64,
+    device: DeviceKind,
 }
 
 fn parse_args() -> Result<Args> {
@@ -42,7 +46,9 @@ fn parse_args() -> Result<Args> {
         epochs: 5,
         data: data_dir().join("mnist"),
         seed: 0,
+        device: DeviceKind::Cpu,
     };
+    let mut device = None;
     let usage = |msg: String| Error::Usage(format!("{msg}\n{USAGE}"));
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +71,7 @@ fn parse_args() -> Result<Args> {
                 let v = value()?;
                 args.seed = v.parse().map_err(|_| usage(format!("bad --seed {v}")))?;
             }
+            "--device" => device = Some(value()?.parse()?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -75,6 +82,8 @@ fn parse_args() -> Result<Args> {
     if args.digits.0 == args.digits.1 {
         return Err(usage("the two digits must differ".to_string()));
     }
+    // The GPU when this build has CUDA and one answers; probing takes a moment.
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
     Ok(args)
 }
 
@@ -102,11 +111,11 @@ impl Binary {
     }
 
     /// Full batches of `BATCH` in a fresh random order; the few left over sit out this epoch.
-    fn batches(
+    fn batches<D: Device<f32>>(
         &self,
-        dev: &Cpu,
+        dev: &D,
         rng: &mut StdRng,
-    ) -> Vec<(Features<Const<BATCH>>, Scores<Const<BATCH>>)> {
+    ) -> Vec<(Features<Const<BATCH>, D>, Scores<Const<BATCH>, D>)> {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(rng);
         order
@@ -127,7 +136,7 @@ impl Binary {
     }
 
     /// The whole split as one runtime-sized batch.
-    fn all(&self, dev: &Cpu) -> Features<usize> {
+    fn all<D: Device<f32>>(&self, dev: &D) -> Features<usize, D> {
         dev.tensor_from_vec(self.pixels.clone(), (self.len(), Const))
     }
 }
@@ -143,20 +152,25 @@ fn device_error(e: impl std::fmt::Debug) -> Error {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev))
+}
+
+fn run<D: Device<f32>>(args: Args, dev: D) -> Result<()> {
     let (neg, pos) = args.digits;
     let start = Instant::now();
     let mnist = Mnist::load(&args.data)?;
     let train = Binary::select(&mnist.train, args.digits);
     let test = Binary::select(&mnist.test, args.digits);
     println!(
-        "MNIST {neg} (label -1) vs {pos} (label +1): {} training and {} test images, {} epochs of batch {BATCH}",
+        "MNIST {neg} (label -1) vs {pos} (label +1): {} training and {} test images, {} epochs of \
+         batch {BATCH}, device {}",
         train.len(),
         test.len(),
-        args.epochs
+        args.epochs,
+        args.device
     );
     println!("{}\n", Summary::of::<Perceptron<784>, Rank1<784>>());
 
-    let dev = Cpu::seed_from_u64(args.seed);
     let x_test = test.all(&dev);
     let truth_pm1: Vec<i8> = test.labels.iter().map(|&y| y as i8).collect();
     let truth_01: Vec<u8> = test.labels.iter().map(|&y| u8::from(y > 0.0)).collect();
@@ -164,7 +178,7 @@ fn main() -> Result<()> {
 
     // Perceptron: plain SGD on the perceptron criterion; only mistakes move it.
     let t = Instant::now();
-    let mut perceptron = dev.build_module::<Perceptron<784>, f32>();
+    let mut perceptron = Perceptron::<784>::try_build_on_device(&dev).map_err(device_error)?;
     init_weights(&mut perceptron, Init::LeCunUniform, args.seed)?;
     let mut sgd = Sgd::new(
         &perceptron,
@@ -190,7 +204,7 @@ fn main() -> Result<()> {
 
     // Linear SVM: SGD on the hinge loss plus an L2 penalty on the weights.
     let t = Instant::now();
-    let mut svm = dev.build_module::<LinearSvm<784>, f32>();
+    let mut svm = LinearSvm::<784>::try_build_on_device(&dev).map_err(device_error)?;
     init_weights(&mut svm, Init::LeCunUniform, args.seed)?;
     let mut sgd = Sgd::new(
         &svm,
@@ -216,7 +230,8 @@ fn main() -> Result<()> {
 
     // Logistic regression: Adam on binary cross-entropy, with the labels as {0, 1}.
     let t = Instant::now();
-    let mut logistic = dev.build_module::<LogisticRegression<784>, f32>();
+    let mut logistic =
+        LogisticRegression::<784>::try_build_on_device(&dev).map_err(device_error)?;
     init_weights(&mut logistic, Init::LeCunUniform, args.seed)?;
     let mut adam = Adam::new(
         &logistic,

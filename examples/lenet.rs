@@ -6,9 +6,11 @@
 //! ```text
 //! cargo run --release --example lenet -- [--epochs N] [--batch-size B] [--lr LR]
 //!     [--lr-decay GAMMA] [--patience P] [--data DIR] [--out DIR] [--resume FILE] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 
 use shapesafe::data::{data_dir, random_split, DataLoader, Dataset, Mnist, Normalize};
+use shapesafe::device::DeviceKind;
 use shapesafe::models::LeNet5;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
@@ -26,10 +28,11 @@ struct Args {
     out: PathBuf,
     resume: Option<PathBuf>,
     seed: u64,
+    device: DeviceKind,
 }
 
 const USAGE: &str = "usage: lenet [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] \
-[--patience P] [--data DIR] [--out DIR] [--resume FILE] [--seed S]";
+[--patience P] [--data DIR] [--out DIR] [--resume FILE] [--seed S] [--device cpu|cuda|cuda:N]";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -42,7 +45,9 @@ fn parse_args() -> Result<Args> {
         out: PathBuf::from("runs/lenet"),
         resume: None,
         seed: 0,
+        device: DeviceKind::Cpu,
     };
+    let mut device = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -63,13 +68,16 @@ fn parse_args() -> Result<Args> {
             "--out" => args.out = PathBuf::from(value),
             "--resume" => args.resume = Some(PathBuf::from(value)),
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--device" => device = Some(value.parse()?),
             _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
         }
     }
+    // The GPU when this build has CUDA and one answers; probing takes a moment.
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
     Ok(args)
 }
 
-fn run(args: Args) -> Result<()> {
+fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mnist = Mnist::load(&args.data)?;
     // 55,000 to train on, 5,000 to validate (early stopping watches them); the test set is
     // only used once, at the end.
@@ -80,8 +88,7 @@ fn run(args: Args) -> Result<()> {
         args.seed,
     )?;
     let (train, valid) = (&split[0], &split[1]);
-    let dev = Cpu::seed_from_u64(args.seed);
-    let model = dev.build_module::<LeNet5, f32>();
+    let model = LeNet5::try_build_on_device(&dev).map_err(|e| Error::Device(format!("{e:?}")))?;
     let optimizer = Adam::new(
         &model,
         AdamConfig {
@@ -118,7 +125,8 @@ fn run(args: Args) -> Result<()> {
     let valid = DataLoader::new(valid, 500)?.transform(Normalize::mnist());
     let test = DataLoader::new(&mnist.test, 500)?.transform(Normalize::mnist());
     println!(
-        "training on {} images, validating on {}, batch {}, Adam lr {} x {} per epoch\n",
+        "device {}: training on {} images, validating on {}, batch {}, Adam lr {} x {} per epoch\n",
+        args.device,
         train.dataset().len(),
         valid.dataset().len(),
         args.batch_size,
@@ -148,7 +156,9 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() {
-    if let Err(e) = parse_args().and_then(run) {
+    let on_device =
+        |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
+    if let Err(e) = parse_args().and_then(on_device) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

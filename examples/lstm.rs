@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example lstm -- [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA]
-//!     [--data DIR] [--out DIR] [--seed S]
+//!     [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda]
 //! ```
 
 mod common;
@@ -24,7 +24,12 @@ fn main() {
     defaults.lr_decay = 0.3;
     defaults.clip_grad_norm = Some(1.0);
     let args = common::parse_args("lstm", defaults);
-    if let Err(e) = args.and_then(|a| common::train_on_mnist::<SequentialMnistLstm>("lstm", a)) {
+    let run = |a: common::Args| {
+        shapesafe::with_device!(a.device, a.seed, |dev| {
+            common::train_on_mnist::<SequentialMnistLstm, _>("lstm", a, dev)
+        })
+    };
+    if let Err(e) = args.and_then(run) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! cargo run --release --example mlp -- [--epochs N] [--batch-size B] [--lr LR] [--out DIR] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 
 use shapesafe::data::{data_dir, random_split, DataLoader, Mnist, Normalize};
+use shapesafe::device::DeviceKind;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::train::{EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
@@ -16,16 +18,28 @@ use std::path::PathBuf;
 type Mlp = (Flatten, Linear<784, 256>, ReLU, Linear<256, 10>);
 shapesafe::assert_shapes!(Mlp: Rank3<1, 28, 28> => Rank1<10>, params = 203_530);
 
+/// The command-line settings.
+struct Args {
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    out: PathBuf,
+    seed: u64,
+    device: DeviceKind,
+}
+
 fn main() {
-    if let Err(e) = run() {
+    let on_device = |a: Args| shapesafe::with_device!(a.device, a.seed, |dev| run(a, dev));
+    if let Err(e) = parse_args().and_then(on_device) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<()> {
+fn parse_args() -> Result<Args> {
     let (mut epochs, mut batch, mut lr, mut out, mut seed) =
         (5usize, 64usize, 1e-3f64, PathBuf::from("runs/mlp"), 0u64);
+    let mut device = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -38,17 +52,38 @@ fn run() -> Result<()> {
             "--lr" => lr = value.parse().map_err(|_| bad())?,
             "--out" => out = PathBuf::from(value),
             "--seed" => seed = value.parse().map_err(|_| bad())?,
+            "--device" => device = Some(value.parse()?),
             _ => {
                 return Err(Error::Usage(format!(
-                    "unknown flag {flag}; flags: --epochs --batch-size --lr --out --seed"
+                    "unknown flag {flag}; flags: --epochs --batch-size --lr --out --seed --device"
                 )))
             }
         }
     }
+    Ok(Args {
+        epochs,
+        batch,
+        lr,
+        out,
+        seed,
+        // The GPU when this build has CUDA and one answers; probing takes a moment.
+        device: device.unwrap_or_else(DeviceKind::best_available),
+    })
+}
+
+fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
+    let Args {
+        epochs,
+        batch,
+        lr,
+        out,
+        seed,
+        device,
+    } = args;
+    println!("device {device}");
     let mnist = Mnist::load(data_dir().join("mnist"))?;
     let split = random_split(&mnist.train, &[55_000, 5_000], seed)?;
-    let dev = Cpu::seed_from_u64(seed);
-    let model = dev.build_module::<Mlp, f32>();
+    let model = Mlp::try_build_on_device(&dev).map_err(|e| Error::Device(format!("{e:?}")))?;
     let optimizer = Adam::new(
         &model,
         AdamConfig {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example resnet -- [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA]
-//!     [--data DIR] [--out DIR] [--seed S]
+//!     [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda]
 //! ```
 
 mod common;
@@ -24,7 +24,12 @@ shapesafe::assert_shapes!(SmallResNet: Rank3<1, 28, 28> => Rank1<10>, params = 1
 
 fn main() {
     let args = common::parse_args("resnet", common::defaults("resnet", 2, 2e-3));
-    if let Err(e) = args.and_then(|a| common::train_on_mnist::<SmallResNet>("resnet", a)) {
+    let run = |a: common::Args| {
+        shapesafe::with_device!(a.device, a.seed, |dev| {
+            common::train_on_mnist::<SmallResNet, _>("resnet", a, dev)
+        })
+    };
+    if let Err(e) = args.and_then(run) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

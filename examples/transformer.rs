@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example transformer -- [--epochs N] [--batch-size B] [--lr LR]
-//!     [--lr-decay GAMMA] [--data DIR] [--out DIR] [--seed S]
+//!     [--lr-decay GAMMA] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda]
 //! ```
 
 mod common;
@@ -32,7 +32,12 @@ fn main() {
     defaults.lr_decay = 0.3;
     defaults.clip_grad_norm = Some(1.0);
     let args = common::parse_args("transformer", defaults);
-    if let Err(e) = args.and_then(|a| common::train_on_mnist::<RowTransformer>("transformer", a)) {
+    let run = |a: common::Args| {
+        shapesafe::with_device!(a.device, a.seed, |dev| {
+            common::train_on_mnist::<RowTransformer, _>("transformer", a, dev)
+        })
+    };
+    if let Err(e) = args.and_then(run) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

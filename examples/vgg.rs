@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example vgg -- [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA]
-//!     [--data DIR] [--out DIR] [--seed S]
+//!     [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda]
 //! ```
 
 mod common;
@@ -23,7 +23,12 @@ shapesafe::assert_shapes!(SmallVgg: Rank3<1, 28, 28> => Rank1<10>, params = 218_
 
 fn main() {
     let args = common::parse_args("vgg", common::defaults("vgg", 2, 1e-3));
-    if let Err(e) = args.and_then(|a| common::train_on_mnist::<SmallVgg>("vgg", a)) {
+    let run = |a: common::Args| {
+        shapesafe::with_device!(a.device, a.seed, |dev| {
+            common::train_on_mnist::<SmallVgg, _>("vgg", a, dev)
+        })
+    };
+    if let Err(e) = args.and_then(run) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

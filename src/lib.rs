@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod device;
 mod error;
 pub mod kernels;
 pub mod models;

@@ -1,6 +1,7 @@
 //! What the CNN examples share: command-line flags and a train-validate-test run on MNIST.
 
 use shapesafe::data::{data_dir, random_split, DataLoader, Dataset, Mnist, Normalize};
+use shapesafe::device::DeviceKind;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::train::{save_atomic, EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
@@ -18,15 +19,19 @@ pub struct Args {
     pub seed: u64,
     /// Rescale gradients whose global L2 norm exceeds this (recurrent models want it).
     pub clip_grad_norm: Option<f64>,
+    /// Where to train: `--device cpu|cuda|cuda:N`, else the GPU when there is one.
+    pub device: DeviceKind,
 }
 
-/// Parses `--epochs --batch-size --lr --lr-decay --data --out --seed`, starting from `defaults`.
+/// Parses `--epochs --batch-size --lr --lr-decay --data --out --seed --device`, starting from
+/// `defaults`.
 pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
     let usage = format!(
         "usage: {name} [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] [--data DIR] \
-         [--out DIR] [--seed S]"
+         [--out DIR] [--seed S] [--device cpu|cuda]"
     );
     let mut args = defaults;
+    let mut device = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
@@ -45,9 +50,12 @@ pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
             "--data" => args.data = PathBuf::from(value),
             "--out" => args.out = PathBuf::from(value),
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--device" => device = Some(value.parse()?),
             _ => return Err(Error::Usage(format!("unknown flag {flag}\n{usage}"))),
         }
     }
+    // Probing for a GPU takes a moment, so only when no device was named.
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
     Ok(args)
 }
 
@@ -62,25 +70,28 @@ pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
         out: PathBuf::from("runs").join(name),
         seed: 0,
         clip_grad_norm: None,
+        device: DeviceKind::Cpu,
     }
 }
 
 /// Trains `M` on 55,000 MNIST digits (5,000 held out to validate, batch norm and dropout in
 /// training mode), then reports test loss, accuracy and the confusion matrix and saves the
-/// weights to `<out>/<name>.safetensors`.
-pub fn train_on_mnist<M>(name: &str, args: Args) -> Result<f64>
+/// weights to `<out>/<name>.safetensors`. `dev` is the device `args.device` names (see
+/// `shapesafe::with_device!`).
+pub fn train_on_mnist<M, D>(name: &str, args: Args, dev: D) -> Result<f64>
 where
-    M: BuildOnDevice<Cpu, f32> + ShapeInfer<Rank3<1, 28, 28>>,
+    D: Device<f32>,
+    M: BuildOnDevice<D, f32> + ShapeInfer<Rank3<1, 28, 28>>,
     M::Built: Clone
-        + TensorCollection<f32, Cpu>
+        + TensorCollection<f32, D>
         + Module<
-            Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu>,
-            Output = Tensor<(usize, Const<10>), f32, Cpu>,
-            Error = <Cpu as HasErr>::Err,
+            Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>,
+            Output = Tensor<(usize, Const<10>), f32, D>,
+            Error = D::Err,
         > + ModuleMut<
-            Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu, OwnedTape<f32, Cpu>>,
-            Output = Tensor<(usize, Const<10>), f32, Cpu, OwnedTape<f32, Cpu>>,
-            Error = <Cpu as HasErr>::Err,
+            Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D, OwnedTape<f32, D>>,
+            Output = Tensor<(usize, Const<10>), f32, D, OwnedTape<f32, D>>,
+            Error = D::Err,
         >,
 {
     let mnist = Mnist::load(&args.data)?;
@@ -91,8 +102,7 @@ where
         args.seed,
     )?;
     let (train, valid) = (&split[0], &split[1]);
-    let dev = Cpu::seed_from_u64(args.seed);
-    let model = dev.build_module::<M, f32>();
+    let model = M::try_build_on_device(&dev).map_err(|e| Error::Device(format!("{e:?}")))?;
     let optimizer = Adam::new(
         &model,
         AdamConfig {
@@ -122,7 +132,8 @@ where
     let valid = DataLoader::new(valid, 500)?.transform(Normalize::mnist());
     let test = DataLoader::new(&mnist.test, 500)?.transform(Normalize::mnist());
     println!(
-        "training on {} images, validating on {}, batch {}, Adam lr {} x {} per epoch\n",
+        "device {}: training on {} images, validating on {}, batch {}, Adam lr {} x {} per epoch\n",
+        args.device,
         train.dataset().len(),
         valid.dataset().len(),
         args.batch_size,

@@ -1,0 +1,228 @@
+//! Choosing the device a model runs on, as PyTorch's `torch.device("cuda" if available else "cpu")`.
+//!
+//! dfdx's devices are types (`Cpu`, `Cuda`), so a device picked at run time (a `--device`
+//! flag) cannot be a value of one type. [`with_device!`](crate::with_device) turns a
+//! [`DeviceKind`] into a block that is compiled once per device type, with the device bound
+//! to a name: the compiler checks the model on each device it can run on.
+
+use crate::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// A device named at run time: `cpu`, `cuda` or `cuda:N`, PyTorch's spellings.
+///
+/// Parsing accepts `cuda` in every build; a build without the `cuda` feature reports that
+/// it has no CUDA support when [`with_device!`](crate::with_device) is asked for it, so the
+/// message says what to do rather than "unknown device".
+///
+/// # Shapes
+///
+/// A device holds tensors of any shape; choosing one changes no shape.
+///
+/// ```
+/// use shapesafe::device::DeviceKind;
+///
+/// assert_eq!("cpu".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+/// assert_eq!("cuda".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(0));
+/// assert_eq!("cuda:1".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(1));
+/// assert_eq!(DeviceKind::Cuda(1).to_string(), "cuda:1");
+/// let err = "gpu".parse::<DeviceKind>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown device \"gpu\": expected cpu, cuda or cuda:N");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// dfdx's `Cpu`.
+    Cpu,
+    /// dfdx's `Cuda`, on the GPU with this ordinal (0 is the first).
+    Cuda(usize),
+}
+
+impl DeviceKind {
+    /// The first GPU when this build has CUDA and a GPU answers, else the CPU: the
+    /// examples' default.
+    ///
+    /// # Shapes
+    ///
+    /// Not shape-related.
+    ///
+    /// ```
+    /// use shapesafe::device::{cuda_is_available, DeviceKind};
+    ///
+    /// let kind = DeviceKind::best_available();
+    /// assert_eq!(kind == DeviceKind::Cuda(0), cuda_is_available());
+    /// ```
+    pub fn best_available() -> Self {
+        if cuda_is_available() {
+            DeviceKind::Cuda(0)
+        } else {
+            DeviceKind::Cpu
+        }
+    }
+}
+
+impl FromStr for DeviceKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let unknown = || {
+            Error::Usage(format!(
+                "unknown device {s:?}: expected cpu, cuda or cuda:N"
+            ))
+        };
+        match s {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "cuda" => Ok(DeviceKind::Cuda(0)),
+            _ => match s.strip_prefix("cuda:") {
+                Some(n) => n.parse().map(DeviceKind::Cuda).map_err(|_| unknown()),
+                None => Err(unknown()),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+/// Whether this build has CUDA and GPU 0 can be opened: PyTorch's `torch.cuda.is_available()`.
+///
+/// Always `false` without the `cuda` feature. With it, this opens (and drops) a `Cuda`
+/// device, which takes a moment.
+///
+/// # Shapes
+///
+/// Not shape-related.
+///
+/// ```
+/// # #[cfg(not(feature = "cuda"))]
+/// assert!(!shapesafe::device::cuda_is_available());
+/// ```
+pub fn cuda_is_available() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        dfdx::tensor::Cuda::try_build(0, 0).is_ok()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        false
+    }
+}
+
+/// dfdx's `Cpu` with its random numbers seeded by `seed`.
+///
+/// # Shapes
+///
+/// Not shape-related.
+///
+/// ```
+/// let dev = shapesafe::device::cpu(7);
+/// # let _ = dev;
+/// ```
+pub fn cpu(seed: u64) -> dfdx::tensor::Cpu {
+    dfdx::tensor::Cpu::seed_from_u64(seed)
+}
+
+/// dfdx's `Cuda` on GPU `ordinal`, seeded by `seed`, or a clear error when the driver or
+/// that GPU cannot be opened.
+///
+/// # Shapes
+///
+/// Not shape-related.
+///
+/// ```no_run
+/// let dev = shapesafe::device::cuda(0, 7).unwrap();
+/// # let _ = dev;
+/// ```
+#[cfg(feature = "cuda")]
+pub fn cuda(ordinal: usize, seed: u64) -> Result<dfdx::tensor::Cuda> {
+    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| {
+        Error::Device(format!(
+            "could not open CUDA device {ordinal} ({e}); check `nvidia-smi`, or pass --device cpu"
+        ))
+    })
+}
+
+/// The error for `cuda` in a build without the `cuda` feature.
+#[doc(hidden)]
+pub fn no_cuda(kind: DeviceKind) -> Error {
+    Error::Usage(format!(
+        "device {kind} asked for, but this build has no CUDA support: rebuild with `--features cuda`"
+    ))
+}
+
+/// Runs a block with a device chosen at run time bound to a name: dfdx's `Cpu` for
+/// [`DeviceKind::Cpu`], `Cuda` for [`DeviceKind::Cuda`]. The block is compiled once per
+/// device type, so generic code inside it is checked on every device.
+///
+/// `with_device!(kind, seed, |dev| block)`: `seed` seeds the device's random numbers; the
+/// block must evaluate to a `Result<T, E>` with `E: From<shapesafe::Error>`, because
+/// opening a GPU can fail and a build without the `cuda` feature answers `cuda` with an
+/// error.
+///
+/// # Shapes
+///
+/// Not shape-related: the model's shapes are checked inside the block as anywhere else.
+///
+/// ```
+/// use shapesafe::device::DeviceKind;
+/// use shapesafe::prelude::*;
+///
+/// fn norm<D: Device<f32>>(dev: D) -> shapesafe::Result<f32> {
+///     let x = dev.tensor([3.0f32, 4.0]);
+///     Ok(x.square().sum().sqrt().as_vec()[0])
+/// }
+///
+/// let kind: DeviceKind = "cpu".parse()?;
+/// let n = shapesafe::with_device!(kind, 0, |dev| norm(dev))?;
+/// assert_eq!(n, 5.0);
+/// # #[cfg(not(feature = "cuda"))]
+/// assert!(shapesafe::with_device!(DeviceKind::Cuda(0), 0, |dev| norm(dev)).is_err());
+/// # Ok::<(), shapesafe::Error>(())
+/// ```
+#[macro_export]
+macro_rules! with_device {
+    ($kind:expr, $seed:expr, |$dev:ident| $body:expr) => {{
+        let seed: u64 = $seed;
+        match $kind {
+            $crate::device::DeviceKind::Cpu => {
+                let $dev = $crate::device::cpu(seed);
+                $body
+            }
+            kind @ $crate::device::DeviceKind::Cuda(ordinal) => {
+                $crate::__with_cuda!(kind, ordinal, seed, |$dev| $body)
+            }
+        }
+    }};
+}
+
+/// `with_device!`'s CUDA arm in a build with the `cuda` feature. It is chosen when
+/// shapesafe is compiled, so the caller's own features do not matter.
+#[cfg(feature = "cuda")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_cuda {
+    ($kind:ident, $ordinal:ident, $seed:ident, |$dev:ident| $body:expr) => {{
+        let _ = $kind;
+        match $crate::device::cuda($ordinal, $seed) {
+            Ok($dev) => $body,
+            Err(e) => Err(e.into()),
+        }
+    }};
+}
+
+/// `with_device!`'s CUDA arm in a build without the `cuda` feature: an error, and the
+/// block is not compiled for `Cuda`.
+#[cfg(not(feature = "cuda"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_cuda {
+    ($kind:ident, $ordinal:ident, $seed:ident, |$dev:ident| $body:expr) => {{
+        let _ = ($ordinal, $seed);
+        Err($crate::device::no_cuda($kind).into())
+    }};
+}
