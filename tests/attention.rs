@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::{assert_close, assert_close_f32, finite_differences, Tolerance};
 use shapesafe::prelude::*;
 use shapesafe::pytorch::{load_state_dict, tensor_names, NameMap};
@@ -49,11 +51,11 @@ fn weights(name: &str) -> String {
 fn load<M, E>(name: &str) -> M::Built
 where
     E: Dtype,
-    Cpu: Device<E>,
-    M: BuildOnDevice<Cpu, E>,
-    M::Built: TensorCollection<E, Cpu> + Clone,
+    TestDevice: Device<E>,
+    M: BuildOnDevice<TestDevice, E>,
+    M::Built: TensorCollection<E, TestDevice> + Clone,
 {
-    let mut model = Cpu::default().build_module::<M, E>();
+    let mut model = TestDevice::default().build_module::<M, E>();
     load_state_dict(&mut model, weights(name), &NameMap::new()).unwrap();
     model
 }
@@ -61,16 +63,16 @@ where
 type Mha = MultiHeadAttention<D, HEADS>;
 type Seq<const L: usize> = Rank3<B, L, D>;
 
-fn mask(g: &BTreeMap<String, Vec<f64>>) -> Tensor<Rank2<B, S>, bool, Cpu> {
+fn mask(g: &BTreeMap<String, Vec<f64>>) -> Tensor<Rank2<B, S>, bool, TestDevice> {
     let values: Vec<bool> = g["mha_pad.mask"].iter().map(|&v| v != 0.0).collect();
-    Cpu::default().tensor_from_vec(values, (Const, Const))
+    TestDevice::default().tensor_from_vec(values, (Const, Const))
 }
 
 /// Compares the model's parameter gradients with PyTorch's `<case>.grad.<name>`.
-fn check_param_grads<M: TensorCollection<f64, Cpu>>(
+fn check_param_grads<M: TensorCollection<f64, TestDevice>>(
     case: &str,
     model: &M,
-    grads: &Gradients<f64, Cpu>,
+    grads: &Gradients<f64, TestDevice>,
     g: &BTreeMap<String, Vec<f64>>,
 ) {
     let mut values = Vec::new();
@@ -87,24 +89,24 @@ fn check_param_grads<M: TensorCollection<f64, Cpu>>(
 }
 
 /// Every parameter's gradient, in visiting order.
-fn collect_grads<M: TensorCollection<f64, Cpu>>(
+fn collect_grads<M: TensorCollection<f64, TestDevice>>(
     model: &M,
-    grads: &Gradients<f64, Cpu>,
+    grads: &Gradients<f64, TestDevice>,
     out: &mut Vec<Vec<f64>>,
 ) {
     use dfdx::nn::tensor_collection::{RecursiveWalker, TensorVisitor, ViewTensorRef};
     use dfdx::nn::{ScalarOptions, TensorOptions};
-    struct Collect<'a>(&'a Gradients<f64, Cpu>, &'a mut Vec<Vec<f64>>);
-    impl TensorVisitor<f64, Cpu> for Collect<'_> {
+    struct Collect<'a>(&'a Gradients<f64, TestDevice>, &'a mut Vec<Vec<f64>>);
+    impl TensorVisitor<f64, TestDevice> for Collect<'_> {
         type Viewer = ViewTensorRef;
         type Err = std::convert::Infallible;
         type E2 = f64;
-        type D2 = Cpu;
+        type D2 = TestDevice;
         fn visit<Sh: Shape>(
             &mut self,
-            _: TensorOptions<Sh, f64, Cpu>,
-            t: &Tensor<Sh, f64, Cpu>,
-        ) -> Result<Option<Tensor<Sh, f64, Cpu>>, Self::Err> {
+            _: TensorOptions<Sh, f64, TestDevice>,
+            t: &Tensor<Sh, f64, TestDevice>,
+        ) -> Result<Option<Tensor<Sh, f64, TestDevice>>, Self::Err> {
             self.1.push(self.0.get(t).as_vec());
             Ok(None)
         }
@@ -122,16 +124,19 @@ fn collect_grads<M: TensorCollection<f64, Cpu>>(
     });
 }
 
-fn seq<const L: usize>(g: &BTreeMap<String, Vec<f64>>, key: &str) -> Tensor<Seq<L>, f64, Cpu> {
-    Cpu::default().tensor_from_vec(g[key].clone(), Default::default())
+fn seq<const L: usize>(
+    g: &BTreeMap<String, Vec<f64>>,
+    key: &str,
+) -> Tensor<Seq<L>, f64, TestDevice> {
+    TestDevice::default().tensor_from_vec(g[key].clone(), Default::default())
 }
 
 fn r_times<Sh: Shape>(
-    y: Tensor<Sh, f64, Cpu, OwnedTape<f64, Cpu>>,
+    y: Tensor<Sh, f64, TestDevice, OwnedTape<f64, TestDevice>>,
     r: &[f64],
-) -> Tensor<Rank0, f64, Cpu, OwnedTape<f64, Cpu>> {
+) -> Tensor<Rank0, f64, TestDevice, OwnedTape<f64, TestDevice>> {
     let shape = *y.shape();
-    let r = Cpu::default().tensor_from_vec(r.to_vec(), shape);
+    let r = TestDevice::default().tensor_from_vec(r.to_vec(), shape);
     (y * r).sum()
 }
 
@@ -156,7 +161,7 @@ fn mha_self_attention_matches_pytorch() {
 fn mha_with_usize_dims_and_unbatched_matches_pytorch() {
     let g = golden();
     let mha = load::<Mha, f64>("mha");
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<(usize, usize, Const<D>), f64, _> =
         dev.tensor_from_vec(g["mha.input0"].clone(), (B, S, Const));
     let y = mha.forward(x);
@@ -265,7 +270,7 @@ fn mha_f32_matches_pytorch() {
     let g = golden();
     let mha = load::<Mha, f32>("mha");
     let x: Vec<f32> = g["mha_pad.input0"].iter().map(|&v| v as f32).collect();
-    let x: Tensor<Seq<S>, f32, _> = Cpu::default().tensor_from_vec(x, Default::default());
+    let x: Tensor<Seq<S>, f32, _> = TestDevice::default().tensor_from_vec(x, Default::default());
     let pad = mask(&g);
     let y = mha.try_self_attend(x, Some(&pad), false).unwrap();
     assert_close_f32(
@@ -280,16 +285,19 @@ fn mha_f32_matches_pytorch() {
 /// input gradient and parameter gradients, and in f32 against its output.
 fn check_encoder_case<M>(case: &str)
 where
-    M: BuildOnDevice<Cpu, f64> + BuildOnDevice<Cpu, f32>,
-    <M as BuildOnDevice<Cpu, f64>>::Built: TensorCollection<f64, Cpu>
+    M: BuildOnDevice<TestDevice, f64> + BuildOnDevice<TestDevice, f32>,
+    <M as BuildOnDevice<TestDevice, f64>>::Built: TensorCollection<f64, TestDevice>
         + Clone
         + Module<
-            Tensor<Seq<S>, f64, Cpu, OwnedTape<f64, Cpu>>,
-            Output = Tensor<Seq<S>, f64, Cpu, OwnedTape<f64, Cpu>>,
-        > + Module<Tensor<(usize, Const<D>), f64, Cpu>, Output = Tensor<(usize, Const<D>), f64, Cpu>>,
-    <M as BuildOnDevice<Cpu, f32>>::Built: TensorCollection<f32, Cpu>
+            Tensor<Seq<S>, f64, TestDevice, OwnedTape<f64, TestDevice>>,
+            Output = Tensor<Seq<S>, f64, TestDevice, OwnedTape<f64, TestDevice>>,
+        > + Module<
+            Tensor<(usize, Const<D>), f64, TestDevice>,
+            Output = Tensor<(usize, Const<D>), f64, TestDevice>,
+        >,
+    <M as BuildOnDevice<TestDevice, f32>>::Built: TensorCollection<f32, TestDevice>
         + Clone
-        + Module<Tensor<Seq<S>, f32, Cpu>, Output = Tensor<Seq<S>, f32, Cpu>>,
+        + Module<Tensor<Seq<S>, f32, TestDevice>, Output = Tensor<Seq<S>, f32, TestDevice>>,
 {
     let g = golden();
     let model = load::<M, f64>(case);
@@ -307,7 +315,7 @@ where
     check_param_grads(case, &model, &grads, &g);
 
     // Unbatched with a runtime length: the second sequence alone.
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let part = g[&format!("{case}.input0")][S * D..].to_vec();
     let y = model.forward(dev.tensor_from_vec(part, (S, Const::<D>)));
     assert_close(
@@ -356,7 +364,7 @@ fn encoder_parameter_counts_match_pytorch() {
         <Encoder as ShapeInfer<Rank2<S, D>>>::PARAMS,
         count("encoder")
     );
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     assert_eq!(
         dev.build_module::<Encoder, f32>().num_trainable_params(),
         count("encoder")
@@ -365,7 +373,7 @@ fn encoder_parameter_counts_match_pytorch() {
 
 #[test]
 fn encoder_forward_mut_drops_out_only_with_positive_p() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut layer = dev.build_module::<TransformerEncoderLayer<D, HEADS, FF>, f64>();
     let x: Tensor<Seq<S>, f64, _> = dev.sample_normal();
     let eval = layer.forward(x.clone()).as_vec();
@@ -378,7 +386,7 @@ fn encoder_forward_mut_drops_out_only_with_positive_p() {
 
 #[test]
 fn embedding_looks_up_rows_and_scatters_gradients() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let embed = dev.build_module::<Embedding<6, 3>, f64>();
     let table = embed.weight.as_vec();
     let ids = dev.tensor([[5usize, 0, 5], [2, 1, 3]]);
@@ -412,7 +420,7 @@ fn embedding_looks_up_rows_and_scatters_gradients() {
 
 #[test]
 fn sinusoidal_encoding_matches_the_paper() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     const W: usize = 6;
     let x: Tensor<Rank3<2, 4, W>, f64, _> = dev.sample_normal();
     let y = SinusoidalPositionalEncoding::<10, W>.forward(x.clone());
@@ -439,14 +447,14 @@ fn sinusoidal_encoding_matches_the_paper() {
     expected = "SinusoidalPositionalEncoding<4, 6> holds 4 positions, but the sequence is 5 long"
 )]
 fn positional_runtime_length_is_checked() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<(usize, Const<6>), f64, _> = dev.zeros_like(&(5, Const));
     let _ = SinusoidalPositionalEncoding::<4, 6>.forward(x);
 }
 
 #[test]
 fn learned_positions_add_and_take_gradients() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let pos = dev.build_module::<LearnedPositionalEmbedding<7, 3>, f64>();
     let table = pos.weight.as_vec();
     let x: Tensor<Rank3<2, 4, 3>, f64, _> = dev.sample_normal();
@@ -476,7 +484,7 @@ fn learned_positions_add_and_take_gradients() {
 
 #[test]
 fn sequence_mean_averages_the_sequence() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<Rank3<2, 3, 2>, f64, _> = dev.tensor([
         [[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]],
         [[0.0, 0.0], [0.0, 3.0], [3.0, 0.0]],
@@ -489,7 +497,7 @@ type TinyVit = shapesafe::models::VisionTransformer<2, 4, 2, 4, 2, 6, 1, 3>;
 #[test]
 fn vit_shapes_and_parameter_count() {
     type Vit = shapesafe::models::VisionTransformer<1, 28, 7, 16, 4, 32, 2, 10>;
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let model = dev.build_module::<Vit, f32>();
     // conv 16*49+16, class 16, positions 17*16, 2 layers of 4*256+64 + 2*512+32+16 + 64, norm 32, head 170.
     let layer = 4 * 256 + 64 + 2 * 16 * 32 + 32 + 16 + 64;
@@ -537,14 +545,14 @@ fn vit_shapes_and_parameter_count() {
 
 #[test]
 fn tiny_vit_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut model = dev.build_module::<TinyVit, f64>();
     // A nonzero class token, so that its gradient path is exercised off the initial point.
     model.class_token = dev.sample_normal();
     let x: Tensor<Rank4<2, 2, 4, 4>, f64, _> = dev.sample_normal();
     let r: Vec<f64> = (0..6).map(|v| 0.5 + v as f64 * 0.3).collect();
-    let objective = |m: &<TinyVit as BuildOnDevice<Cpu, f64>>::Built,
-                     x: &Tensor<Rank4<2, 2, 4, 4>, f64, Cpu>| {
+    let objective = |m: &<TinyVit as BuildOnDevice<TestDevice, f64>>::Built,
+                     x: &Tensor<Rank4<2, 2, 4, 4>, f64, TestDevice>| {
         let y = m.forward(x.clone());
         y.as_vec().iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
     };

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::{assert_close, check_input_gradient, finite_differences, random_vec, rng, Tolerance};
 use shapesafe::models::{
     kl_divergence, reconstruction_loss, reparameterize, vae_loss, Vae, VaeOutput,
@@ -37,7 +39,7 @@ fn unflatten_reference(x: &[f64], batch: usize, c: usize, h: usize, w: usize) ->
 
 #[test]
 fn unflatten_values_batched_usize_and_unbatched() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let values = random_vec(&mut rng(1), 2 * 24);
     let expected = unflatten_reference(&values, 2, 2, 3, 4);
 
@@ -58,7 +60,7 @@ fn unflatten_values_batched_usize_and_unbatched() {
 
 #[test]
 fn unflatten_inverts_flatten_and_passes_gradients() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<Rank4<3, 2, 3, 4>, f64, _> =
         dev.tensor_from_vec(random_vec(&mut rng(2), 72), Default::default());
     // A Flattened dim is accepted as well as a Const one: its size is what is checked.
@@ -92,7 +94,7 @@ fn kl_reference(mu: &[f64], log_var: &[f64], batch: usize) -> f64 {
 
 #[test]
 fn kl_divergence_matches_the_formula_const_and_usize_batch() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(3);
     let mu = random_vec(&mut r, 4 * 5);
     let log_var: Vec<f64> = random_vec(&mut r, 4 * 5).iter().map(|v| 2.0 * v).collect();
@@ -123,7 +125,7 @@ fn kl_divergence_matches_the_formula_const_and_usize_batch() {
 
 #[test]
 fn kl_divergence_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(4);
     let mu = random_vec(&mut r, 3 * 4);
     let log_var = random_vec(&mut r, 3 * 4);
@@ -144,7 +146,7 @@ fn kl_divergence_gradients_match_finite_differences() {
 
 #[test]
 fn reparameterisation_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(5);
     let (mu, log_var, eps) = (
         random_vec(&mut r, 6),
@@ -195,7 +197,7 @@ fn bce_reference(p: &[f64], t: &[f64], batch: usize) -> f64 {
 
 #[test]
 fn vae_loss_is_bce_plus_beta_kl() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(6);
     let p: Vec<f64> = random_vec(&mut r, 2 * 5)
         .iter()
@@ -206,10 +208,10 @@ fn vae_loss_is_bce_plus_beta_kl() {
         .map(|v| 0.5 + 0.5 * v)
         .collect();
     let (mu, log_var) = (random_vec(&mut r, 2 * 3), random_vec(&mut r, 2 * 3));
-    let tensor = |v: &Vec<f64>| -> Tensor<(usize, Const<5>), f64, Cpu> {
+    let tensor = |v: &Vec<f64>| -> Tensor<(usize, Const<5>), f64, TestDevice> {
         dev.tensor_from_vec(v.clone(), (2, Const))
     };
-    let latent = |v: &Vec<f64>| -> Tensor<(usize, Const<3>), f64, Cpu> {
+    let latent = |v: &Vec<f64>| -> Tensor<(usize, Const<3>), f64, TestDevice> {
         dev.tensor_from_vec(v.clone(), (2, Const))
     };
 
@@ -250,7 +252,7 @@ shapesafe::assert_shapes!(SmallVae: Rank1<6> => Rank1<6>, params = 28 + 2 * 10 +
 
 #[test]
 fn eval_forward_decodes_the_mean_batched_and_unbatched() {
-    let dev = Cpu::seed_from_u64(8);
+    let dev = TestDevice::seed_from_u64(8);
     let model = dev.build_module::<SmallVae, f64>();
     let x: Tensor<Rank2<3, 6>, f64, _> = dev.sample_normal();
 
@@ -299,7 +301,7 @@ fn eval_forward_decodes_the_mean_batched_and_unbatched() {
 #[test]
 fn training_forward_samples_around_the_mean() {
     // With the identity as decoder the reconstruction is the sample z itself.
-    let dev = Cpu::seed_from_u64(9);
+    let dev = TestDevice::seed_from_u64(9);
     let mut model = dev.build_module::<Vae<Linear<3, 2>, Identity, 2, 2>, f64>();
     let n = 20_000;
     let x: Tensor<(usize, Const<3>), f64, _> =
@@ -390,7 +392,7 @@ struct SmallVaeParams {
 
 #[test]
 fn gradients_through_the_sampled_code_match_finite_differences() {
-    let dev = Cpu::seed_from_u64(10);
+    let dev = TestDevice::seed_from_u64(10);
     let model = dev.build_module::<SmallVae, f64>();
     let mut r = rng(11);
     let x = random_vec(&mut r, 2 * 6);
@@ -491,7 +493,7 @@ fn clone_params(p: &SmallVaeParams) -> SmallVaeParams {
 fn eval_loss_reaches_the_log_variance_head() {
     // In evaluation the tape rides on the reconstruction, which does not use log_var:
     // the KL term must still send gradients to the log-variance head.
-    let dev = Cpu::seed_from_u64(12);
+    let dev = TestDevice::seed_from_u64(12);
     let model = dev.build_module::<SmallVae, f64>();
     let x: Tensor<Rank2<2, 6>, f64, _> = dev.sample_normal();
     let target: Tensor<Rank2<2, 6>, f64, _> = dev.sample_uniform();
@@ -535,7 +537,7 @@ fn eval_loss_reaches_the_log_variance_head() {
 
 #[test]
 fn parameters_are_named_like_the_fields() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let model = dev.build_module::<SmallVae, f32>();
     let path =
         std::env::temp_dir().join(format!("shapesafe-vae-{}.safetensors", std::process::id()));
@@ -573,7 +575,7 @@ fn parameters_are_named_like_the_fields() {
 #[test]
 #[should_panic(expected = "the target's shape [2, 3] differs from the reconstruction's [2, 2]")]
 fn a_target_of_another_size_is_refused() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let p: Tensor<(usize, Const<2>), f32, _> = dev.tensor_from_vec(vec![0.5; 4], (2, Const));
     let t: Tensor<(Const<2>, usize), f32, _> = dev.tensor_from_vec(vec![0.5; 6], (Const, 3));
     reconstruction_loss(p, t);
@@ -582,7 +584,7 @@ fn a_target_of_another_size_is_refused() {
 #[test]
 fn conv_models_map_digits_to_digits_batched_and_unbatched() {
     use shapesafe::models::{ConvAutoencoder, ConvVae};
-    let dev = Cpu::seed_from_u64(13);
+    let dev = TestDevice::seed_from_u64(13);
     let autoencoder = dev.build_module::<ConvAutoencoder<8>, f32>();
     let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.sample_uniform();
     let y = autoencoder.forward(x.clone());
@@ -626,7 +628,7 @@ fn conv_vae_loss_falls_on_mnist_digits() {
     use shapesafe::data::{data_dir, Dataset, Mnist};
     use shapesafe::models::ConvVae;
     let mnist = Mnist::load(data_dir().join("mnist-small")).unwrap();
-    let dev = Cpu::seed_from_u64(14);
+    let dev = TestDevice::seed_from_u64(14);
     let n = 256;
     let mut pixels = vec![0.0f32; n * 784];
     for (i, out) in pixels.chunks_exact_mut(784).enumerate() {
@@ -636,7 +638,7 @@ fn conv_vae_loss_falls_on_mnist_digits() {
         dev.tensor_from_vec(pixels.clone(), (n, Const, Const, Const));
     let mut model = dev.build_module::<ConvVae<8>, f32>();
     // Evaluation decodes z = mu, so the loss is a deterministic function of the weights.
-    let eval_loss = |model: &<ConvVae<8> as BuildOnDevice<Cpu, f32>>::Built| {
+    let eval_loss = |model: &<ConvVae<8> as BuildOnDevice<TestDevice, f32>>::Built| {
         vae_loss(model.forward(images.clone()), images.clone(), 1.0).array()
     };
     let before = eval_loss(&model);

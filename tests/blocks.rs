@@ -4,12 +4,14 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::*;
 use rand::Rng;
 use shapesafe::prelude::*;
 use shapesafe::shape::SummaryRow;
 
-type Taped<S> = Tensor<S, f64, Cpu, OwnedTape<f64, Cpu>>;
+type Taped<S> = Tensor<S, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 
 const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
@@ -87,7 +89,7 @@ fn output_weights(n: usize) -> Vec<f64> {
 #[track_caller]
 fn check_gradient<S: Shape, O: Shape>(
     what: &str,
-    x: &Tensor<S, f64, Cpu>,
+    x: &Tensor<S, f64, TestDevice>,
     f: impl Fn(Taped<S>) -> Taped<O>,
 ) {
     let dev = x.device().clone();
@@ -107,7 +109,7 @@ fn check_gradient<S: Shape, O: Shape>(
 fn check_param_gradient<M: Clone, P: Shape>(
     what: &str,
     model: &M,
-    param: impl Fn(&mut M) -> &mut Tensor<P, f64, Cpu>,
+    param: impl Fn(&mut M) -> &mut Tensor<P, f64, TestDevice>,
     objective: impl Fn(&mut M) -> Taped<Rank0>,
 ) {
     let mut m = model.clone();
@@ -123,7 +125,7 @@ fn check_param_gradient<M: Clone, P: Shape>(
     assert_close(what, &analytic, &numeric, FINITE_DIFF);
 }
 
-fn randomise<S: Shape>(t: &mut Tensor<S, f64, Cpu>, seed: u64) {
+fn randomise<S: Shape>(t: &mut Tensor<S, f64, TestDevice>, seed: u64) {
     let n = t.shape().num_elements();
     t.copy_from(&random_vec(&mut rng(seed), n));
 }
@@ -172,7 +174,7 @@ fn cat_channels(a: &[f64], b: &[f64], batch: usize, plane: usize) -> Vec<f64> {
 #[test]
 fn batchnorm_train_and_eval_match_reference_over_steps() {
     const C: usize = 3;
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut bn = dev.build_module::<BatchNorm2d<C>, f64>();
     assert_eq!(bn.weight.array(), [1.0; C]);
     assert_eq!(bn.bias.array(), [0.0; C]);
@@ -265,7 +267,7 @@ fn batchnorm_train_and_eval_match_reference_over_steps() {
 /// Modules built by Conv2d's output (computed spatial dims) and fed a Concat's `SumDim` channels.
 #[test]
 fn batchnorm_accepts_computed_dims() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = (
         Conv2d<2, 3, 3, 2>,
         BatchNorm2d<3>,
@@ -299,7 +301,7 @@ fn batchnorm_accepts_computed_dims() {
 #[test]
 fn batchnorm_gradients_match_finite_differences() {
     const C: usize = 2;
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut bn = dev.build_module::<BatchNorm2d<C>, f64>();
     randomise(&mut bn.weight, 4);
     randomise(&mut bn.bias, 5);
@@ -327,7 +329,7 @@ fn batchnorm_gradients_match_finite_differences() {
         output_weights(3 * C * 12),
         (Const::<3>, Const::<C>, Const::<3>, Const::<4>),
     );
-    let train = |m: &mut shapesafe::nn::modules::BatchNorm2d<C, f64, Cpu>| {
+    let train = |m: &mut shapesafe::nn::modules::BatchNorm2d<C, f64, TestDevice>| {
         (m.forward_mut(x.leaky_trace()) * w.clone()).sum()
     };
     check_param_gradient("train weight", &bn, |m| &mut m.weight, train);
@@ -336,7 +338,7 @@ fn batchnorm_gradients_match_finite_differences() {
     // Inference mode backpropagates too (fine-tuning with frozen statistics).
     check_gradient("eval input", &x, |t| bn.forward(t));
     check_gradient("eval input, unbatched", &x1, |t| bn.forward(t));
-    let eval = |m: &mut shapesafe::nn::modules::BatchNorm2d<C, f64, Cpu>| {
+    let eval = |m: &mut shapesafe::nn::modules::BatchNorm2d<C, f64, TestDevice>| {
         (m.forward(x.leaky_trace()) * w.clone()).sum()
     };
     check_param_gradient("eval weight", &bn, |m| &mut m.weight, eval);
@@ -346,7 +348,7 @@ fn batchnorm_gradients_match_finite_differences() {
 #[test]
 #[should_panic(expected = "Expected more than 1 value per channel when training")]
 fn batchnorm_training_on_one_value_per_channel_panics_like_pytorch() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut bn = dev.build_module::<BatchNorm2d<2>, f32>();
     let x: Tensor<(usize, Const<2>, Const<1>, Const<1>), f32, _> =
         dev.zeros_like(&(1, Const, Const, Const));
@@ -357,7 +359,7 @@ fn batchnorm_training_on_one_value_per_channel_panics_like_pytorch() {
 type Block = Residual<(Conv2d<2, 2, 3, 1, 1>, Tanh, Conv2d<2, 2, 3, 1, 1>)>;
 
 fn block_reference(
-    block: &<Block as BuildOnDevice<Cpu, f64>>::Built,
+    block: &<Block as BuildOnDevice<TestDevice, f64>>::Built,
     x: &[f64],
     batch: usize,
 ) -> Vec<f64> {
@@ -375,7 +377,7 @@ fn block_reference(
 
 #[test]
 fn residual_matches_reference_and_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut block = dev.build_module::<Block, f64>();
     let mut r = rng(10);
     let x = random_vec(&mut r, 3 * 2 * 25);
@@ -409,7 +411,7 @@ fn residual_matches_reference_and_finite_differences() {
     check_gradient("input, usize batch", &xu, |t| block.forward(t));
     check_gradient("input, unbatched", &x1, |t| block.forward(t));
     let w = dev.tensor_from_vec(output_weights(150), Default::default());
-    let objective = |m: &mut <Block as BuildOnDevice<Cpu, f64>>::Built| {
+    let objective = |m: &mut <Block as BuildOnDevice<TestDevice, f64>>::Built| {
         let y: Taped<Rank4<3, 2, 5, 5>> = m.forward(xc.leaky_trace());
         (y * w.clone()).sum()
     };
@@ -431,7 +433,7 @@ fn residual_matches_reference_and_finite_differences() {
 /// running update) and `forward` runs it in inference.
 #[test]
 fn residual_forwards_modes_to_its_branch() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = Residual<(Conv2d<2, 2, 3, 1, 1>, BatchNorm2d<2>)>;
     let mut block = dev.build_module::<Net, f64>();
     let x: Tensor<Rank4<4, 2, 5, 5>, f64, _> = dev.sample_normal();
@@ -488,7 +490,7 @@ type Down = ResidualProjection<(Conv2d<2, 4, 3, 2, 1>, Tanh), Conv2d<2, 4, 1, 2>
 
 #[test]
 fn residual_projection_matches_reference_and_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let block = dev.build_module::<Down, f64>();
     let mut r = rng(11);
     let x = random_vec(&mut r, 2 * 2 * 25);
@@ -541,7 +543,7 @@ fn residual_projection_matches_reference_and_finite_differences() {
             Default::default(),
         ),
     );
-    let objective = |m: &mut <Down as BuildOnDevice<Cpu, f64>>::Built| {
+    let objective = |m: &mut <Down as BuildOnDevice<TestDevice, f64>>::Built| {
         (m.forward(xc.leaky_trace()) * w.clone()).sum()
     };
     check_param_gradient(
@@ -561,7 +563,7 @@ fn residual_projection_matches_reference_and_finite_differences() {
 
 #[test]
 fn concat_matches_reference_and_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(12);
     let x = random_vec(&mut r, 2 * 2 * 16);
 
@@ -625,7 +627,7 @@ fn concat_matches_reference_and_finite_differences() {
     check_gradient("split input", &xc, |t| split.forward(t));
     check_gradient("split input, unbatched", &x1, |t| split.forward(t));
     let w = dev.tensor_from_vec(output_weights(160), *split.forward(xc.clone()).shape());
-    let objective = |m: &mut <Split as BuildOnDevice<Cpu, f64>>::Built| {
+    let objective = |m: &mut <Split as BuildOnDevice<TestDevice, f64>>::Built| {
         (m.forward(xc.leaky_trace()) * w.clone()).sum()
     };
     check_param_gradient(
@@ -679,7 +681,7 @@ fn summaries_and_parameter_counts() {
         230_144 + 3 * 128
     );
     shapesafe::assert_shapes!((Basic, Down): Rank3<64, 56, 56> => Rank3<128, 28, 28>);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let built = dev.build_module::<(Basic, Down), f32>();
     assert_eq!(built.num_trainable_params(), 74_112 + 230_528);
 
@@ -748,7 +750,7 @@ fn summaries_and_parameter_counts() {
 
 #[test]
 fn dropout_is_identity_in_inference_and_drops_in_training() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = (
         Conv2d<1, 2, 3>,
         Dropout,
@@ -783,7 +785,7 @@ fn dropout_is_identity_in_inference_and_drops_in_training() {
 /// the optimizer never touches the running statistics, and they follow the batches.
 #[test]
 fn network_with_batchnorm_trains() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = (
         Conv2d<1, 4, 3, 1, 1>,
         BatchNorm2d<4>,
@@ -853,7 +855,7 @@ fn network_with_batchnorm_trains() {
 
 #[test]
 fn safetensors_keep_running_statistics() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = (Conv2d<1, 3, 3>, BatchNorm2d<3>);
     let mut net = dev.build_module::<Net, f32>();
     randomise_f32(&mut net.1.weight, 1);
@@ -897,7 +899,7 @@ fn safetensors_keep_running_statistics() {
     assert_eq!(loaded.forward(x.clone()).as_vec(), net.forward(x).as_vec());
 }
 
-fn randomise_f32<S: Shape>(t: &mut Tensor<S, f32, Cpu>, seed: u64) {
+fn randomise_f32<S: Shape>(t: &mut Tensor<S, f32, TestDevice>, seed: u64) {
     let n = t.shape().num_elements();
     let v: Vec<f32> = random_vec(&mut rng(seed), n)
         .iter()

@@ -2,6 +2,9 @@
 //! for bit, every kind of bad file is an error that changes nothing, and corrupt files never
 //! panic the loader.
 
+mod common;
+
+use common::TestDevice;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use shapesafe::optim::{self, OptimizerState};
 use shapesafe::prelude::*;
@@ -10,19 +13,28 @@ use shapesafe::Error;
 use std::path::PathBuf;
 
 type Net = (Linear<4, 8>, ReLU, Linear<8, 3>);
-type Model = <Net as BuildOnDevice<Cpu, f32>>::Built;
+type Model = <Net as BuildOnDevice<TestDevice, f32>>::Built;
 
 fn model(seed: u64) -> Model {
-    Cpu::seed_from_u64(seed).build_module::<Net, f32>()
+    TestDevice::seed_from_u64(seed).build_module::<Net, f32>()
 }
 
 /// Batch `i` of a fixed, seeded data stream.
-fn batch(i: u64) -> (Tensor<Rank2<6, 4>, f32, Cpu>, Tensor<Rank2<6, 3>, f32, Cpu>) {
-    let dev = Cpu::seed_from_u64(500 + i);
+fn batch(
+    i: u64,
+) -> (
+    Tensor<Rank2<6, 4>, f32, TestDevice>,
+    Tensor<Rank2<6, 3>, f32, TestDevice>,
+) {
+    let dev = TestDevice::seed_from_u64(500 + i);
     (dev.sample_normal(), dev.sample_normal())
 }
 
-fn train<O: Optimizer<Model, Cpu, f32>>(m: &mut Model, opt: &mut O, steps: std::ops::Range<u64>) {
+fn train<O: Optimizer<Model, TestDevice, f32>>(
+    m: &mut Model,
+    opt: &mut O,
+    steps: std::ops::Range<u64>,
+) {
     for i in steps {
         let (x, y) = batch(i);
         let grads = mse_loss(m.forward(x.traced(m.alloc_grads())), y).backward();
@@ -51,7 +63,7 @@ fn temp_path(test: &str) -> PathBuf {
 /// must equal 2N uninterrupted steps bit for bit.
 fn assert_resume_is_exact<O>(test: &str, make: impl Fn(&Model) -> O)
 where
-    O: Optimizer<Model, Cpu, f32> + OptimizerState,
+    O: Optimizer<Model, TestDevice, f32> + OptimizerState,
 {
     const N: u64 = 4;
     let mut straight = model(0);
@@ -158,7 +170,7 @@ fn assert_load_fails_cleanly<M, O>(
     opt: &mut O,
     check: impl Fn(&Error) -> bool,
 ) where
-    M: TensorCollection<f32, Cpu> + Clone + SaveToSafetensors<f32, Cpu>,
+    M: TensorCollection<f32, TestDevice> + Clone + SaveToSafetensors<f32, TestDevice>,
     O: OptimizerState,
 {
     let before_model = snapshot(model);
@@ -174,7 +186,7 @@ fn assert_load_fails_cleanly<M, O>(
 }
 
 /// Every tensor of a model, as bytes, via dfdx's own safetensors writer.
-fn snapshot<M: SaveToSafetensors<f32, Cpu>>(m: &M) -> Vec<u8> {
+fn snapshot<M: SaveToSafetensors<f32, TestDevice>>(m: &M) -> Vec<u8> {
     let path = std::env::temp_dir().join(format!(
         "shapesafe-ckpt-snapshot-{}-{:?}.safetensors",
         std::process::id(),
@@ -186,7 +198,7 @@ fn snapshot<M: SaveToSafetensors<f32, Cpu>>(m: &M) -> Vec<u8> {
     bytes
 }
 
-fn trained_checkpoint(test: &str) -> (PathBuf, Model, optim::Adam<Model, f32, Cpu>) {
+fn trained_checkpoint(test: &str) -> (PathBuf, Model, optim::Adam<Model, f32, TestDevice>) {
     let path = temp_path(test);
     let mut m = model(0);
     let mut opt = optim::Adam::new(&m, AdamConfig::default());
@@ -202,7 +214,7 @@ fn trained_checkpoint(test: &str) -> (PathBuf, Model, optim::Adam<Model, f32, Cp
 }
 
 /// A model and Adam that have trained a step, so that a wrongful change would show.
-fn victim() -> (Model, optim::Adam<Model, f32, Cpu>) {
+fn victim() -> (Model, optim::Adam<Model, f32, TestDevice>) {
     let mut m = model(5);
     let mut opt = optim::Adam::new(&m, AdamConfig::default());
     train(&mut m, &mut opt, 10..11);
@@ -216,7 +228,7 @@ fn every_mismatch_is_an_error_that_changes_nothing() {
 
     // Missing tensors: the model has a layer the file lacks.
     type Bigger = (Linear<4, 8>, ReLU, Linear<8, 3>, ReLU, Linear<3, 3>);
-    let mut big = Cpu::default().build_module::<Bigger, f32>();
+    let mut big = TestDevice::default().build_module::<Bigger, f32>();
     let mut big_opt = optim::Adam::new(&big, AdamConfig::default());
     assert_load_fails_cleanly("missing tensor", &path, &mut big, &mut big_opt, |e| {
         weights(e) && e.to_string().contains("model.4.weight")
@@ -232,7 +244,7 @@ fn every_mismatch_is_an_error_that_changes_nothing() {
 
     // Wrong shape.
     type Narrower = (Linear<4, 8>, ReLU, Linear<8, 2>);
-    let mut narrow = Cpu::default().build_module::<Narrower, f32>();
+    let mut narrow = TestDevice::default().build_module::<Narrower, f32>();
     let mut narrow_opt = optim::Adam::new(&narrow, AdamConfig::default());
     assert_load_fails_cleanly(
         "wrong shape",
@@ -244,7 +256,7 @@ fn every_mismatch_is_an_error_that_changes_nothing() {
 
     // Wrong dtype: an f64 checkpoint into an f32 model (dfdx itself would panic here).
     let path64 = temp_path("mismatch-f64");
-    let m64 = Cpu::default().build_module::<Net, f64>();
+    let m64 = TestDevice::default().build_module::<Net, f64>();
     let opt64 = optim::Adam::new(&m64, AdamConfig::default());
     save_checkpoint(&path64, &m64, &opt64, &TrainingState::default()).unwrap();
     let (mut m, mut opt) = victim();

@@ -13,6 +13,8 @@ use shapesafe::nn::loss::{
 use shapesafe::prelude::*;
 
 mod common;
+
+use common::TestDevice;
 use common::{assert_close_scalar, check_input_gradient};
 
 /// Central-difference step and tolerance for the hand-rolled parameter checks below.
@@ -24,7 +26,7 @@ use shapesafe::shape::{check_maxout, maxout_name};
 
 #[test]
 fn binary_step_thresholds_at_zero() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x = dev.tensor([
         [-2.0f64, -1e-300, 0.0, 1e-300, 3.0],
         [f64::NAN, -0.0, 5.0, -5.0, 0.5],
@@ -38,7 +40,7 @@ fn binary_step_thresholds_at_zero() {
 
 #[test]
 fn binary_step_has_zero_gradient_but_keeps_the_tape() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut model = dev.build_module::<(Linear<3, 4>, BinaryStep, Linear<4, 2>), f64>();
     let x: Tensor<Rank2<5, 3>, f64, _> = dev.sample_normal();
     let grads = model.alloc_grads();
@@ -65,7 +67,7 @@ fn binary_step_has_zero_gradient_but_keeps_the_tape() {
 
 #[test]
 fn arctan_matches_atan_and_its_derivative() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let values = [-40.0, -3.0, -1.0, -0.2, 0.0, 0.3, 1.0, 2.5, 1e3];
     let x = dev.tensor(values);
     let y = Arctan.forward(x.clone()).array();
@@ -81,7 +83,7 @@ fn arctan_matches_atan_and_its_derivative() {
 
 #[test]
 fn arctan_handles_infinities_and_nan() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x = dev.tensor([f64::NEG_INFINITY, f64::INFINITY, f64::NAN]);
     let y = Arctan.forward(x.leaky_trace());
     let values = y.array();
@@ -94,7 +96,7 @@ fn arctan_handles_infinities_and_nan() {
 
 #[test]
 fn arctan_works_in_f32_and_unbatched_or_batched() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<Rank3<2, 3, 4>, f32, _> = dev.sample_normal();
     let y = Arctan.forward(x.clone());
     for (a, b) in y.as_vec().iter().zip(x.as_vec()) {
@@ -104,7 +106,7 @@ fn arctan_works_in_f32_and_unbatched_or_batched() {
 
 #[test]
 fn prelu_starts_at_a_quarter_and_learns_its_slope() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let prelu = dev.build_module::<PReLU, f64>();
     assert_eq!(prelu.weight.array(), [0.25]);
     assert_eq!(prelu.num_trainable_params(), 1);
@@ -117,7 +119,7 @@ fn prelu_starts_at_a_quarter_and_learns_its_slope() {
 
     // d/da of sum(w * prelu(x)) is sum(w * min(x, 0)): check against differences in `a`.
     let w = dev.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
-    let objective = |m: &shapesafe::nn::modules::PReLU<f64, Cpu>| {
+    let objective = |m: &shapesafe::nn::modules::PReLU<f64, TestDevice>| {
         (m.forward(x.clone()) * w.clone()).sum::<Rank0, _>().array()
     };
     let grads = (prelu.forward(x.leaky_trace()) * w.clone())
@@ -148,7 +150,7 @@ fn prelu_starts_at_a_quarter_and_learns_its_slope() {
 
 #[test]
 fn maxout_takes_the_max_of_each_group() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x = dev.tensor([
         [1.0f64, 5.0, -3.0, 0.5, 2.0, 2.5],
         [-1.0, -2.0, -3.0, 9.0, 8.0, 7.0],
@@ -167,7 +169,7 @@ fn maxout_takes_the_max_of_each_group() {
 fn maxout_feeds_a_linear_layer_and_shows_in_summaries() {
     type Net = (Linear<8, 12>, Maxout<3>, Linear<4, 2>);
     shapesafe::assert_shapes!(Net: Rank1<8> => Rank1<2>, params = 118);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let model = dev.build_module::<Net, f32>();
     let x: Tensor<Rank2<5, 8>, f32, _> = dev.sample_normal();
     let y: Tensor<Rank2<5, 2>, f32, _> = model.forward(x);
@@ -251,7 +253,7 @@ fn moments(v: &[f32]) -> (f64, f64) {
 fn every_scheme_draws_its_variance() {
     const FAN_IN: usize = 1000;
     const FAN_OUT: usize = 500;
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let n = (FAN_IN * FAN_OUT) as f64;
     for init in Init::ALL {
         let mut layer = dev.build_module::<Linear<FAN_IN, FAN_OUT>, f32>();
@@ -297,7 +299,7 @@ fn every_scheme_draws_its_variance() {
 
 #[test]
 fn conv_weights_use_the_receptive_field() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut conv = dev.build_module::<Conv2d<32, 64, 3>, f32>();
     init_weights(&mut conv, Init::XavierNormal, 3).unwrap();
     let (fan_in, fan_out) = (32 * 9, 64 * 9);
@@ -324,7 +326,7 @@ fn conv_weights_use_the_receptive_field() {
 
 #[test]
 fn init_is_seeded_and_skips_one_dimensional_weights() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = (Linear<20, 30>, PReLU, Linear<30, 5>);
     let mut a = dev.build_module::<Net, f64>();
     let mut b = dev.build_module::<Net, f64>();
@@ -358,10 +360,13 @@ fn two_clouds<const N: usize>(seed: u64) -> (Vec<[f64; 4]>, Vec<f64>) {
 }
 
 fn to_tensors<const N: usize>(
-    dev: &Cpu,
+    dev: &TestDevice,
     xs: &[[f64; 4]],
     ys: &[f64],
-) -> (Tensor<Rank2<N, 4>, f64, Cpu>, Tensor<Rank2<N, 1>, f64, Cpu>) {
+) -> (
+    Tensor<Rank2<N, 4>, f64, TestDevice>,
+    Tensor<Rank2<N, 1>, f64, TestDevice>,
+) {
     let x = dev.tensor_from_vec(xs.iter().flatten().copied().collect(), (Const, Const));
     let y = dev.tensor_from_vec(ys.to_vec(), (Const, Const));
     (x, y)
@@ -400,7 +405,7 @@ fn classic_contracts_hold() {
 
 #[test]
 fn perceptron_separates_two_clouds() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let (xs, ys) = two_clouds::<64>(1);
     let (x, y) = to_tensors::<64>(&dev, &xs, &ys);
     let mut model = dev.build_module::<Perceptron<4>, f64>();
@@ -424,7 +429,7 @@ fn perceptron_separates_two_clouds() {
 
 #[test]
 fn svm_objective_gradient_matches_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let (xs, ys) = two_clouds::<8>(2);
     let (x, y) = to_tensors::<8>(&dev, &xs, &ys);
     let mut model = dev.build_module::<LinearSvm<4>, f64>();
@@ -432,7 +437,7 @@ fn svm_objective_gradient_matches_finite_differences() {
     model.weight = dev.tensor([[0.05, -0.02, 0.01, 0.03]]);
     model.bias = dev.tensor([0.01]);
     let l2 = 0.3;
-    let loss_of = |m: &shapesafe::nn::modules::Linear<4, 1, f64, Cpu>| {
+    let loss_of = |m: &shapesafe::nn::modules::Linear<4, 1, f64, TestDevice>| {
         svm_objective(m, m.forward(x.clone()), y.clone(), l2).array()
     };
     let grads = svm_objective(
@@ -466,7 +471,7 @@ fn svm_objective_gradient_matches_finite_differences() {
 
 #[test]
 fn linear_svm_and_logistic_regression_separate_two_clouds() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let (xs, ys) = two_clouds::<64>(3);
     let (x, y_pm1) = to_tensors::<64>(&dev, &xs, &ys);
     let y01 = dev.tensor_from_vec(
@@ -518,7 +523,7 @@ fn linear_svm_and_logistic_regression_separate_two_clouds() {
 
 #[test]
 fn softmax_regression_and_mlp_learn_three_classes() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut rng = StdRng::seed_from_u64(5);
     let centres = [[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]];
     let mut xs = Vec::new();

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::*;
 use shapesafe::kernels::{conv2d::composed, Conv2dKernel};
 use shapesafe::prelude::*;
@@ -42,14 +44,14 @@ fn grid() -> Vec<ConvCase> {
 }
 
 struct Tensors<E: Dtype> {
-    x: Tensor<Dyn4, E, Cpu>,
-    w: Tensor<Dyn4, E, Cpu>,
-    b: Tensor<(usize,), E, Cpu>,
+    x: Tensor<Dyn4, E, TestDevice>,
+    w: Tensor<Dyn4, E, TestDevice>,
+    b: Tensor<(usize,), E, TestDevice>,
 }
 
-fn tensors<E: Dtype>(dev: &Cpu, c: &ConvCase, x: &[f64], w: &[f64], b: &[f64]) -> Tensors<E>
+fn tensors<E: Dtype>(dev: &TestDevice, c: &ConvCase, x: &[f64], w: &[f64], b: &[f64]) -> Tensors<E>
 where
-    Cpu: TensorFromVec<E>,
+    TestDevice: TensorFromVec<E>,
 {
     let cast = |v: &[f64]| {
         v.iter()
@@ -75,7 +77,7 @@ fn out_shape(c: &ConvCase) -> Dyn4 {
 
 #[test]
 fn forward_matches_reference_over_grid() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(1);
     let cases = grid();
     assert!(cases.len() > 150, "grid shrank to {}", cases.len());
@@ -89,7 +91,7 @@ fn forward_matches_reference_over_grid() {
         let what = format!("{c:?}");
 
         let t = tensors::<f64>(&dev, &c, &x, &w, &b);
-        let y = Cpu::try_conv2d(t.x, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
+        let y = TestDevice::try_conv2d(t.x, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
         assert_close(
             &format!("cpu f64 {what}"),
             &y.as_vec(),
@@ -98,7 +100,7 @@ fn forward_matches_reference_over_grid() {
         );
 
         let t = tensors::<f32>(&dev, &c, &x, &w, &b);
-        let y = Cpu::try_conv2d(t.x, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
+        let y = TestDevice::try_conv2d(t.x, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
         assert_close_f32(&format!("cpu f32 {what}"), &y.as_vec(), &expected, F32);
 
         let t = tensors::<f64>(&dev, &c, &x, &w, &b);
@@ -116,7 +118,7 @@ fn forward_matches_reference_over_grid() {
 /// A non-contiguous input (a permuted tensor) is read in its logical order.
 #[test]
 fn forward_accepts_permuted_input() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let c = ConvCase {
         batch: 2,
         in_channels: 3,
@@ -139,7 +141,7 @@ fn forward_accepts_permuted_input() {
     // Store the input as (B, C, W, H) and permute it back: same values, other strides.
     let swapped = t.x.clone().permute::<_, Axes4<0, 1, 3, 2>>().contiguous();
     let back = swapped.permute::<_, Axes4<0, 1, 3, 2>>();
-    let y = Cpu::try_conv2d(back, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
+    let y = TestDevice::try_conv2d(back, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
     assert_close(
         "permuted",
         &y.as_vec(),
@@ -195,10 +197,10 @@ fn gradient_cases() -> Vec<ConvCase> {
 /// Gradients of `sum(conv(x, w) + b) * r)` against central differences of the reference.
 fn check_gradients(
     c: &ConvCase,
-    run: impl Fn(Tensors<f64>, Tensor<Dyn4, f64, Cpu>) -> (Vec<f64>, Vec<f64>, Vec<f64>),
+    run: impl Fn(Tensors<f64>, Tensor<Dyn4, f64, TestDevice>) -> (Vec<f64>, Vec<f64>, Vec<f64>),
     label: &str,
 ) {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut rn = rng(3);
     let (x, w, b) = (
         random_vec(&mut rn, c.input_len()),
@@ -225,8 +227,14 @@ fn cpu_gradients_match_finite_differences() {
         check_gradients(
             &c,
             |t, r| {
-                let y = Cpu::try_conv2d(t.x.leaky_trace(), &t.w, &t.b, c.geometry(), out_shape(&c))
-                    .unwrap();
+                let y = TestDevice::try_conv2d(
+                    t.x.leaky_trace(),
+                    &t.w,
+                    &t.b,
+                    c.geometry(),
+                    out_shape(&c),
+                )
+                .unwrap();
                 let grads = (y * r).sum().backward();
                 (
                     grads.get(&t.x).as_vec(),
@@ -263,7 +271,7 @@ fn composed_gradients_match_finite_differences() {
 /// Using the same tensor twice adds both gradients, as dfdx does for its own ops.
 #[test]
 fn gradients_accumulate_across_uses() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let c = gradient_cases()[0];
     let mut rn = rng(4);
     let (x, w, b) = (
@@ -273,13 +281,13 @@ fn gradients_accumulate_across_uses() {
     );
     let t = tensors::<f64>(&dev, &c, &x, &w, &b);
     let once = {
-        let y =
-            Cpu::try_conv2d(t.x.leaky_trace(), &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
+        let y = TestDevice::try_conv2d(t.x.leaky_trace(), &t.w, &t.b, c.geometry(), out_shape(&c))
+            .unwrap();
         y.sum().backward()
     };
     let twice = {
         let traced = t.x.leaky_trace();
-        let y1 = Cpu::try_conv2d(
+        let y1 = TestDevice::try_conv2d(
             traced.with_empty_tape(),
             &t.w,
             &t.b,
@@ -287,7 +295,7 @@ fn gradients_accumulate_across_uses() {
             out_shape(&c),
         )
         .unwrap();
-        let y2 = Cpu::try_conv2d(traced, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
+        let y2 = TestDevice::try_conv2d(traced, &t.w, &t.b, c.geometry(), out_shape(&c)).unwrap();
         (y1 + y2).sum().backward()
     };
     let doubled: Vec<f64> = once.get(&t.w).as_vec().iter().map(|g| 2.0 * g).collect();

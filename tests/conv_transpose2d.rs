@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::*;
 use shapesafe::kernels::{
     conv_transpose2d::composed, ConvTranspose2dGeometry, ConvTranspose2dKernel,
@@ -163,16 +165,19 @@ fn grid() -> Vec<Case> {
     cases
 }
 
-struct Tensors<E: Dtype> {
-    x: Tensor<Dyn4, E, Cpu>,
-    w: Tensor<Dyn4, E, Cpu>,
-    b: Tensor<(usize,), E, Cpu>,
+struct Tensors<E: Dtype, D: Storage<E> = TestDevice> {
+    x: Tensor<Dyn4, E, D>,
+    w: Tensor<Dyn4, E, D>,
+    b: Tensor<(usize,), E, D>,
 }
 
-fn tensors<E: Dtype>(dev: &Cpu, c: &Case, x: &[f64], w: &[f64], b: &[f64]) -> Tensors<E>
-where
-    Cpu: TensorFromVec<E>,
-{
+fn tensors<E: Dtype, D: TensorFromVec<E>>(
+    dev: &D,
+    c: &Case,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+) -> Tensors<E, D> {
     let cast = |v: &[f64]| {
         v.iter()
             .map(|&a| E::from_f64(a).unwrap())
@@ -203,7 +208,7 @@ fn grid_covers_the_geometries() {
 
 #[test]
 fn forward_matches_reference_over_grid() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(1);
     for c in grid() {
         let (x, w, b) = (
@@ -214,8 +219,9 @@ fn forward_matches_reference_over_grid() {
         let expected = reference(&c, &x, &w, &b);
         let what = format!("{c:?}");
 
-        let t = tensors::<f64>(&dev, &c, &x, &w, &b);
-        let y = Cpu::try_conv_transpose2d(t.x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
+        let t = tensors::<f64, _>(&dev, &c, &x, &w, &b);
+        let y =
+            TestDevice::try_conv_transpose2d(t.x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
         assert_close(
             &format!("cpu f64 {what}"),
             &y.as_vec(),
@@ -223,11 +229,12 @@ fn forward_matches_reference_over_grid() {
             F64_TIGHT,
         );
 
-        let t = tensors::<f32>(&dev, &c, &x, &w, &b);
-        let y = Cpu::try_conv_transpose2d(t.x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
+        let t = tensors::<f32, _>(&dev, &c, &x, &w, &b);
+        let y =
+            TestDevice::try_conv_transpose2d(t.x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
         assert_close_f32(&format!("cpu f32 {what}"), &y.as_vec(), &expected, F32);
 
-        let t = tensors::<f64>(&dev, &c, &x, &w, &b);
+        let t = tensors::<f64, _>(&dev, &c, &x, &w, &b);
         let y = composed::conv_transpose2d(t.x, t.w, t.b, &c.geometry()).unwrap();
         assert_eq!(*y.shape(), c.out_shape());
         assert_close(
@@ -242,7 +249,7 @@ fn forward_matches_reference_over_grid() {
 /// Larger channel counts and a batch big enough for the image-per-task path on any core count.
 #[test]
 fn forward_matches_reference_on_larger_cases() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(5);
     let base = Case {
         batch: 2 * std::thread::available_parallelism().map_or(8, |n| n.get()),
@@ -272,8 +279,9 @@ fn forward_matches_reference_on_larger_cases() {
             random_vec(&mut r, c.weight_len()),
             random_vec(&mut r, c.out_channels),
         );
-        let t = tensors::<f64>(&dev, &c, &x, &w, &b);
-        let y = Cpu::try_conv_transpose2d(t.x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
+        let t = tensors::<f64, _>(&dev, &c, &x, &w, &b);
+        let y =
+            TestDevice::try_conv_transpose2d(t.x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
         assert_close(
             &format!("{c:?}"),
             &y.as_vec(),
@@ -286,7 +294,7 @@ fn forward_matches_reference_on_larger_cases() {
 /// A non-contiguous input (a permuted tensor) is read in its logical order.
 #[test]
 fn forward_accepts_permuted_input() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let c = gradient_cases()[1];
     let mut r = rng(2);
     let (x, w, b) = (
@@ -294,10 +302,11 @@ fn forward_accepts_permuted_input() {
         random_vec(&mut r, c.weight_len()),
         random_vec(&mut r, c.out_channels),
     );
-    let t = tensors::<f64>(&dev, &c, &x, &w, &b);
+    let t = tensors::<f64, _>(&dev, &c, &x, &w, &b);
     let swapped = t.x.clone().permute::<_, Axes4<0, 1, 3, 2>>().contiguous();
     let back = swapped.permute::<_, Axes4<0, 1, 3, 2>>();
-    let y = Cpu::try_conv_transpose2d(back, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
+    let y =
+        TestDevice::try_conv_transpose2d(back, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
     assert_close(
         "permuted",
         &y.as_vec(),
@@ -306,12 +315,13 @@ fn forward_accepts_permuted_input() {
     );
 }
 
-/// Tensors whose sizes disagree with the geometry are an error, not a wrong answer.
+/// Tensors whose sizes disagree with the geometry are an error, not a wrong answer. This is
+/// the CPU kernel's own check, so it runs on the CPU in every build.
 #[test]
 fn mismatched_sizes_are_an_error() {
     let dev = Cpu::default();
     let c = gradient_cases()[0];
-    let t = tensors::<f64>(
+    let t = tensors::<f64, _>(
         &dev,
         &c,
         &vec![0.0; c.input_len()],
@@ -382,10 +392,10 @@ fn gradient_cases() -> Vec<Case> {
 /// Gradients of `sum(conv_transpose(x, w, b) * r)` against central differences of the reference.
 fn check_gradients(
     c: &Case,
-    run: impl Fn(Tensors<f64>, Tensor<Dyn4, f64, Cpu>) -> (Vec<f64>, Vec<f64>, Vec<f64>),
+    run: impl Fn(Tensors<f64>, Tensor<Dyn4, f64, TestDevice>) -> (Vec<f64>, Vec<f64>, Vec<f64>),
     label: &str,
 ) {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut rn = rng(3);
     let (x, w, b) = (
         random_vec(&mut rn, c.input_len()),
@@ -394,7 +404,7 @@ fn check_gradients(
     );
     let r = random_vec(&mut rn, c.output_len());
     let (gx, gw, gb) = run(
-        tensors::<f64>(&dev, c, &x, &w, &b),
+        tensors::<f64, _>(&dev, c, &x, &w, &b),
         dev.tensor_from_vec(r.clone(), c.out_shape()),
     );
     let what = format!("{label} {c:?}");
@@ -413,7 +423,7 @@ fn cpu_gradients_match_finite_differences() {
         check_gradients(
             &c,
             |t, r| {
-                let y = Cpu::try_conv_transpose2d(
+                let y = TestDevice::try_conv_transpose2d(
                     t.x.leaky_trace(),
                     &t.w,
                     &t.b,
@@ -461,7 +471,7 @@ fn composed_gradients_match_finite_differences() {
 /// Using the same tensors twice adds both gradients, as dfdx does for its own ops.
 #[test]
 fn gradients_accumulate_across_uses() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let c = gradient_cases()[1];
     let mut rn = rng(4);
     let (x, w, b) = (
@@ -469,8 +479,9 @@ fn gradients_accumulate_across_uses() {
         random_vec(&mut rn, c.weight_len()),
         random_vec(&mut rn, c.out_channels),
     );
-    let t = tensors::<f64>(&dev, &c, &x, &w, &b);
-    let run = |x| Cpu::try_conv_transpose2d(x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
+    let t = tensors::<f64, _>(&dev, &c, &x, &w, &b);
+    let run =
+        |x| TestDevice::try_conv_transpose2d(x, &t.w, &t.b, c.geometry(), c.out_shape()).unwrap();
     let once = run(t.x.leaky_trace()).sum().backward();
     let traced = t.x.leaky_trace();
     let twice = (run(traced.with_empty_tape()) + run(traced))
@@ -525,7 +536,7 @@ const LAYER: [usize; 8] = [4, 6, 3, 2, 1, 1, 1, 2];
 
 #[test]
 fn layer_forward_const_batch_usize_batch_and_unbatched() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let layer = dev.build_module::<Layer, f64>();
     assert_eq!(layer.weight.shape().concrete(), [4, 3, 3, 3]);
     let (w, b) = (layer.weight.as_vec(), layer.bias.as_vec());
@@ -563,7 +574,7 @@ fn layer_forward_const_batch_usize_batch_and_unbatched() {
 
 #[test]
 fn layer_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let layer = dev.build_module::<ConvTranspose2d<2, 2, 3, 2, 1, 1, 1, 1>, f64>();
     let x: Tensor<Rank3<2, 3, 3>, f64, _> = dev.sample_normal();
     check_input_gradient("unbatched input", &x, |x| layer.forward(x));
@@ -599,7 +610,7 @@ fn layer_gradients_match_finite_differences() {
 fn conv_then_transpose_restores_mnist_size() {
     type AutoEncoder = (Conv2d<1, 8, 3, 2, 1>, ConvTranspose2d<8, 1, 3, 2, 1, 1>);
     shapesafe::assert_shapes!(AutoEncoder: Rank3<1, 28, 28> => Rank3<1, 28, 28>);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let model = dev.build_module::<AutoEncoder, f32>();
     let x: Tensor<Rank4<2, 1, 28, 28>, f32, _> = dev.sample_normal();
     let y: Tensor<(Const<2>, Const<1>, _, _), f32, _> = model.forward(x);
@@ -630,7 +641,7 @@ fn shape_inference_params_and_name() {
         <<D2 as ShapeInfer<Rank3<1, 3, 3>>>::Output as StaticShape>::DIMS,
         &[1, 6, 6]
     );
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let m = dev.build_module::<L, f32>();
     assert_eq!(m.num_trainable_params(), 8 * 4 * 9 + 4);
 }
@@ -639,11 +650,11 @@ fn shape_inference_params_and_name() {
 #[test]
 fn init_matches_pytorch_bound() {
     type L = ConvTranspose2d<32, 4, 3, 1, 0, 0, 1, 2>;
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let m = dev.build_module::<L, f64>();
     // fan_in = weight.size(1) * 3 * 3 = (4 / 2) * 9 = 18, not IN / GROUPS * 9 = 144.
     assert_eq!(
-        shapesafe::nn::modules::ConvTranspose2d::<32, 4, 3, 1, 0, 0, 1, 2, f64, Cpu>::FAN_IN,
+        shapesafe::nn::modules::ConvTranspose2d::<32, 4, 3, 1, 0, 0, 1, 2, f64, TestDevice>::FAN_IN,
         18
     );
     let bound = 1.0 / 18f64.sqrt();

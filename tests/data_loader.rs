@@ -1,5 +1,8 @@
 //! DataLoader, transforms, Digits/Fashion-MNIST loaders and splits, against hand-made examples.
 
+mod common;
+
+use common::TestDevice;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -393,7 +396,7 @@ fn random_affine_draws_within_its_ranges() {
 #[test]
 fn sequential_batches_keep_the_smaller_last_batch() {
     let data = Ramps(7);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let loader = DataLoader::new(&data, 3).unwrap();
     assert_eq!(loader.len(), 3);
     let batches: Vec<_> = loader.epoch(0, &dev).collect::<Result<_, _>>().unwrap();
@@ -423,7 +426,7 @@ fn batch_size_zero_is_an_error() {
     ));
     let huge = DataLoader::new(&Ramps(3), usize::MAX).unwrap();
     assert_eq!(huge.len(), 1);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     assert_eq!(huge.epoch(0, &dev).next().unwrap().unwrap().len(), 3);
 }
 
@@ -451,7 +454,7 @@ fn shuffle_order_is_a_pure_function_of_seed_and_epoch() {
         (0..50).collect::<Vec<_>>()
     );
 
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let served: Vec<usize> = a.epoch(2, &dev).flat_map(|b| b.unwrap().indices).collect();
     assert_eq!(served, a.order(2));
 }
@@ -470,7 +473,7 @@ fn augmenting_loader(data: &Ramps, batch_size: usize) -> DataLoader<'_, Ramps> {
         ))
 }
 
-fn bits<S: Shape>(t: &Tensor<S, f32, Cpu>) -> Vec<u32> {
+fn bits<S: Shape>(t: &Tensor<S, f32, TestDevice>) -> Vec<u32> {
     t.as_vec().iter().map(|v| v.to_bits()).collect()
 }
 
@@ -478,7 +481,7 @@ fn bits<S: Shape>(t: &Tensor<S, f32, Cpu>) -> Vec<u32> {
 fn resuming_mid_epoch_gives_bit_identical_batches() {
     let data = Ramps(23);
     let loader = augmenting_loader(&data, 5);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     for epoch in [0, 1, 7] {
         let full: Vec<_> = loader.epoch(epoch, &dev).collect::<Result<_, _>>().unwrap();
         assert_eq!(full.len(), 5);
@@ -507,7 +510,7 @@ fn resuming_mid_epoch_gives_bit_identical_batches() {
 #[test]
 fn transform_randomness_depends_on_example_not_batch_position() {
     let data = Ramps(12);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let by = |bs: usize, epoch: u64| -> Vec<(usize, Vec<u32>)> {
         let mut out: Vec<(usize, Vec<u32>)> = augmenting_loader(&data, bs)
             .epoch(epoch, &dev)
@@ -549,7 +552,7 @@ fn transform_randomness_depends_on_example_not_batch_position() {
 #[test]
 fn unsuitable_transform_is_reported_once_as_an_error() {
     let data = toy_digits(10);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let loader = DataLoader::new(&data, 4)
         .unwrap()
         .transform(RandomCrop::new(28, 4));
@@ -585,7 +588,7 @@ impl Dataset for Faulty {
 
 #[test]
 fn dataset_errors_and_bad_labels_become_batch_errors() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let loader = DataLoader::new(&Faulty, 2).unwrap();
     let results: Vec<_> = loader.epoch(0, &dev).collect();
     assert!(results[0].is_ok());
@@ -606,7 +609,7 @@ fn dataset_errors_and_bad_labels_become_batch_errors() {
 
 #[test]
 fn one_hot_helper() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let t = one_hot::<Const<4>, _>(&[3, 0, 1], &dev).unwrap();
     assert_eq!(t.shape().concrete(), [3, 4]);
     assert_eq!(t.as_vec(), [0., 0., 0., 1., 1., 0., 0., 0., 0., 1., 0., 0.]);
@@ -630,7 +633,7 @@ fn one_hot_helper() {
 #[test]
 fn mnist_split_through_the_loader() {
     let mnist = Mnist::load(data_dir().join("mnist-small")).unwrap();
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let loader = DataLoader::new(&mnist.test, 64)
         .unwrap()
         .transform(Normalize::mnist());
@@ -640,7 +643,7 @@ fn mnist_split_through_the_loader() {
     let mut first_pixels = None;
     for batch in loader.epoch(0, &dev) {
         let batch = batch.unwrap();
-        let _: &Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> = &batch.inputs;
+        let _: &Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, TestDevice> = &batch.inputs;
         first_pixels.get_or_insert_with(|| batch.inputs.as_vec()[..MNIST_PIXELS].to_vec());
         for &l in &batch.labels {
             counts[l] += 1;
@@ -729,7 +732,7 @@ fn digits_train_test_split_is_deterministic_and_disjoint() {
     assert_eq!((none.len(), every.len()), (0, 1797));
 
     // Both halves go through a loader.
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let n: usize = DataLoader::new(&test, 64)
         .unwrap()
         .epoch(0, &dev)

@@ -1,13 +1,15 @@
 //! Integration tests for the IDX reader, the MNIST loader and the batcher, on the shipped
 //! `data/mnist-small` and on deliberately broken files.
 
+mod common;
+
+use common::TestDevice;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dfdx::shapes::{Const, HasShape};
-use dfdx::tensor::Cpu;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -474,7 +476,7 @@ fn random_damage_never_panics() {
 #[test]
 fn batches_of_real_data_cover_the_test_split() {
     let test = Mnist::load(small_dir()).unwrap().test;
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let batcher = Batcher::new(&test);
     assert_eq!(batcher.num_batches::<64>(), 15);
     let mut labels_seen = Vec::new();

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::*;
 use shapesafe::models::LeNet5;
 use shapesafe::prelude::*;
@@ -35,7 +37,7 @@ fn conv_case<const IN: usize, const OUT: usize>(
 /// One layer instance per line: generics, input size, and the batch as a `Const` and as `usize`.
 macro_rules! conv_layer_case {
     ($in:literal, $out:literal, $k:literal, $s:literal, $p:literal, $d:literal, $g:literal, $h:literal x $w:literal) => {{
-        let dev = Cpu::default();
+        let dev = TestDevice::default();
         let conv = dev.build_module::<Conv2d<$in, $out, $k, $s, $p, $d, $g>, f64>();
         let c = conv_case::<$in, $out>(2, ($h, $w), $k, $s, $p, $d, $g);
         let mut r = rng(20);
@@ -89,7 +91,7 @@ fn conv2d_layers_match_reference() {
 
 #[test]
 fn pool_layers_match_reference() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let c = PoolCase {
         batch: 2,
         channels: 3,
@@ -124,7 +126,7 @@ fn pool_layers_match_reference() {
 
 #[test]
 fn flatten_then_linear_is_a_matmul() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let model = dev.build_module::<(Flatten, Linear<12, 5>), f64>();
     let x = random_vec(&mut rng(22), 2 * 12);
     let xt: Tensor<Rank4<2, 3, 2, 2>, f64, _> = dev.tensor_from_vec(x.clone(), Default::default());
@@ -160,7 +162,7 @@ const GELU_TORCH: [f64; 5] = [
 
 #[test]
 fn activations_match_pytorch() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x = || dev.tensor(INPUTS);
     assert_close("GELU", &GELU.forward(x()).as_vec(), &GELU_TORCH, F64_TIGHT);
     let elu: Vec<f64> = INPUTS
@@ -229,23 +231,24 @@ fn activations_match_pytorch() {
 
 #[test]
 fn activation_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let r = [0.3, -1.2, 0.7, 2.0, -0.4];
     // Away from the kinks at 0, where the derivative is not defined.
     let at = [-2.0, -0.5, 0.25, 0.5, 2.0];
     fn check<
         M: Module<
-                Tensor<Rank1<5>, f64, Cpu, OwnedTape<f64, Cpu>>,
-                Output = Tensor<Rank1<5>, f64, Cpu, OwnedTape<f64, Cpu>>,
-            > + Module<Tensor<Rank1<5>, f64, Cpu>, Output = Tensor<Rank1<5>, f64, Cpu>>,
+                Tensor<Rank1<5>, f64, TestDevice, OwnedTape<f64, TestDevice>>,
+                Output = Tensor<Rank1<5>, f64, TestDevice, OwnedTape<f64, TestDevice>>,
+            > + Module<Tensor<Rank1<5>, f64, TestDevice>, Output = Tensor<Rank1<5>, f64, TestDevice>>,
     >(
         name: &str,
         layer: M,
-        dev: &Cpu,
+        dev: &TestDevice,
         at: [f64; 5],
         r: [f64; 5],
     ) where
-        <M as Module<Tensor<Rank1<5>, f64, Cpu, OwnedTape<f64, Cpu>>>>::Error: std::fmt::Debug,
+        <M as Module<Tensor<Rank1<5>, f64, TestDevice, OwnedTape<f64, TestDevice>>>>::Error:
+            std::fmt::Debug,
     {
         let x = dev.tensor(at);
         let y = layer.forward(x.leaky_trace());
@@ -267,7 +270,7 @@ fn activation_gradients_match_finite_differences() {
 #[test]
 fn relu6_clamps_to_zero_and_six() {
     let at = [-3.0, 0.5, 5.9, 6.5, 10.0];
-    let y = ReLU6.forward(Cpu::default().tensor(at)).as_vec();
+    let y = ReLU6.forward(TestDevice::default().tensor(at)).as_vec();
     let expected: Vec<f64> = at.iter().map(|v: &f64| v.clamp(0.0, 6.0)).collect();
     assert_close("ReLU6", &y, &expected, F64_TIGHT);
 }
@@ -282,7 +285,7 @@ fn conv_without_bias_is_the_conv_with_a_zero_bias() {
         <NoBias as ShapeInfer<Rank3<4, 9, 9>>>::name(),
         "Conv2d<4, 6, 3, 2, 1, 1, 2, false>"
     );
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let plain = dev.build_module::<NoBias, f64>();
     let mut biased = dev.build_module::<WithBias, f64>();
     biased.weight = plain.weight.clone();
@@ -318,14 +321,14 @@ type Small = (
 /// The whole model's parameter gradients against central differences of its own forward.
 #[test]
 fn model_gradients_match_finite_differences() {
-    let dev = Cpu::seed_from_u64(5);
+    let dev = TestDevice::seed_from_u64(5);
     let model = dev.build_module::<Small, f64>();
     let x: Tensor<Rank4<2, 2, 4, 4>, f64, _> = dev.sample_normal();
     let r: Tensor<Rank2<2, 4>, f64, _> = dev.sample_normal();
     let grads = (model.forward(x.leaky_trace()) * r.clone())
         .sum()
         .backward();
-    let loss_with = |m: &<Small as BuildOnDevice<Cpu, f64>>::Built| {
+    let loss_with = |m: &<Small as BuildOnDevice<TestDevice, f64>>::Built| {
         dot(&m.forward(x.clone()).as_vec(), &r.as_vec())
     };
     let conv_w = model.0.weight.as_vec();
@@ -384,7 +387,7 @@ fn mixes_with_dfdx_layers_and_optimizers() {
         dfdx::nn::builders::Linear<8, 3>,
         dfdx::nn::builders::Dropout,
     );
-    let dev = Cpu::seed_from_u64(6);
+    let dev = TestDevice::seed_from_u64(6);
     let mut model = dev.build_module::<Mixed, f64>();
     assert_eq!(
         model.num_trainable_params(),
@@ -453,7 +456,7 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn lenet_weights_round_trip_and_bad_files_are_errors() {
-    let dev = Cpu::seed_from_u64(7);
+    let dev = TestDevice::seed_from_u64(7);
     let model = dev.build_module::<LeNet5, f32>();
     let path = temp_path("lenet.safetensors");
     save_atomic(&model, &path).unwrap();

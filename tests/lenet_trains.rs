@@ -1,5 +1,8 @@
 //! LeNet-5 trains on the real mnist-small digits: its loss falls and it learns to classify.
 
+mod common;
+
+use common::TestDevice;
 use rand::{rngs::StdRng, SeedableRng};
 use shapesafe::data::{data_dir, Batcher, Mnist};
 use shapesafe::models::LeNet5;
@@ -9,7 +12,7 @@ use shapesafe::train::{evaluate, train_epoch};
 #[test]
 fn lenet_loss_falls_on_mnist_small() {
     let mnist = Mnist::load(data_dir().join("mnist-small")).unwrap();
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let mut model = dev.build_module::<LeNet5, f32>();
     let before = evaluate::<100, _, _>(&model, &mnist.test, &dev).unwrap();
     // An untrained 10-way classifier sits near ln(10) = 2.30 and chance accuracy.

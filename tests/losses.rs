@@ -7,6 +7,8 @@ use shapesafe::nn::loss::{
 use shapesafe::prelude::*;
 
 mod common;
+
+use common::TestDevice;
 use common::{assert_close_scalar, check_input_gradient};
 
 fn logistic_log(x: f64) -> f64 {
@@ -16,7 +18,7 @@ fn logistic_log(x: f64) -> f64 {
 
 #[test]
 fn mse_loss_is_the_mean_square_with_its_gradient() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let pred = dev.tensor([[0.3f64, -1.2, 2.0], [0.5, 0.0, -0.7]]);
     let targ = dev.tensor([[0.1f64, 1.0, 2.5], [-0.5, 0.2, -0.7]]);
     let (p, t) = (pred.array(), targ.array());
@@ -38,7 +40,7 @@ fn mse_loss_is_the_mean_square_with_its_gradient() {
 
 #[test]
 fn huber_loss_is_quadratic_inside_delta_and_linear_outside() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let delta = 0.8;
     let pred = dev.tensor([0.3, -1.2, 2.0, 0.5, 4.0, -0.1]);
     let targ = dev.tensor([0.1, 1.0, 2.5, -0.5, 0.2, -0.3]);
@@ -63,7 +65,7 @@ fn huber_loss_is_quadratic_inside_delta_and_linear_outside() {
 
 #[test]
 fn bce_with_logits_matches_the_formula_and_is_stable() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let logits = dev.tensor([[0.3f64], [-1.2], [2.0], [0.0], [-3.5]]);
     let targets = dev.tensor([[1.0f64], [0.0], [0.0], [1.0], [0.25]]);
     let want: f64 = logits
@@ -107,7 +109,7 @@ fn cross_entropy_reference<const C: usize>(logits: &[[f64; C]], targets: &[[f64;
 
 #[test]
 fn cross_entropy_with_one_hot_targets_is_the_negative_log_likelihood() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let logits = dev.tensor([[1.0, 2.0, 0.5, -1.0], [0.2, -0.3, 3.0, 0.0], [0.0; 4]]);
     let one_hot = dev.tensor([
         [0.0, 1.0, 0.0, 0.0],
@@ -130,7 +132,7 @@ fn cross_entropy_with_one_hot_targets_is_the_negative_log_likelihood() {
 
 #[test]
 fn cross_entropy_with_probability_targets() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let logits = dev.tensor([[1.0, 2.0, 0.5], [0.2, -0.3, 3.0]]);
     let probs = dev.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]);
     let want = cross_entropy_reference(&logits.array(), &probs.array());
@@ -147,7 +149,7 @@ fn cross_entropy_with_probability_targets() {
 
 #[test]
 fn kl_div_is_batchmean_and_ignores_zero_targets() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let raw = [[1.0, 2.0, 0.5], [0.2, -0.3, 3.0]];
     let log_probs: [[f64; 3]; 2] = raw.map(|row| {
         let log_z = row.iter().map(|v: &f64| v.exp()).sum::<f64>().ln();
@@ -176,7 +178,7 @@ fn kl_div_is_batchmean_and_ignores_zero_targets() {
 
 #[test]
 fn hinge_loss_is_the_mean_margin_violation() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     // Margins y * s: 2.0 (no loss), 0.4, -0.7, 1.3 (no loss), -2.5.
     let scores = dev.tensor([[2.0], [0.4], [0.7], [-1.3], [2.5]]);
     let labels = dev.tensor([[1.0], [1.0], [-1.0], [-1.0], [-1.0]]);
@@ -195,7 +197,7 @@ fn hinge_loss_is_the_mean_margin_violation() {
 
 #[test]
 fn perceptron_loss_counts_only_misclassified_points() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     // Margins y * s: 0.4 and 2.0 (right, however small), -0.7 and -2.5 (wrong).
     let scores = dev.tensor([0.4, 0.7, -2.0, 2.5]);
     let labels = dev.tensor([1.0, -1.0, -1.0, -1.0]);
@@ -215,7 +217,7 @@ fn perceptron_loss_counts_only_misclassified_points() {
 
 #[test]
 fn losses_work_in_f32_too() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let s = dev.tensor([[0.5f32], [-0.5]]);
     let y = dev.tensor([[1.0f32], [1.0]]);
     assert!((hinge_loss(s.clone(), y.clone()).array() - 1.0).abs() < 1e-6);

@@ -2,6 +2,9 @@
 //! state round-trips strictly, and the gradient utilities match PyTorch's definitions and
 //! finite differences.
 
+mod common;
+
+use common::TestDevice;
 use shapesafe::optim::{
     self, add_l1, add_l2, clip_grad_norm, first_non_finite_grad, grads_are_finite, OptimizerState,
     OptimizerUpdateError, StateData, StateDict, StateTensor,
@@ -10,19 +13,24 @@ use shapesafe::prelude::*;
 use shapesafe::Error;
 
 type Net = (Linear<3, 5>, Tanh, Linear<5, 2>);
-type Model = <Net as BuildOnDevice<Cpu, f64>>::Built;
+type Model = <Net as BuildOnDevice<TestDevice, f64>>::Built;
 
 fn model(seed: u64) -> Model {
-    Cpu::seed_from_u64(seed).build_module::<Net, f64>()
+    TestDevice::seed_from_u64(seed).build_module::<Net, f64>()
 }
 
 /// Batch `i` of a fixed, seeded data stream.
-fn batch(i: u64) -> (Tensor<Rank2<4, 3>, f64, Cpu>, Tensor<Rank2<4, 2>, f64, Cpu>) {
-    let dev = Cpu::seed_from_u64(1_000 + i);
+fn batch(
+    i: u64,
+) -> (
+    Tensor<Rank2<4, 3>, f64, TestDevice>,
+    Tensor<Rank2<4, 2>, f64, TestDevice>,
+) {
+    let dev = TestDevice::seed_from_u64(1_000 + i);
     (dev.sample_normal(), dev.sample_normal())
 }
 
-fn loss_grads(m: &Model, i: u64) -> Gradients<f64, Cpu> {
+fn loss_grads(m: &Model, i: u64) -> Gradients<f64, TestDevice> {
     let (x, y) = batch(i);
     mse_loss(m.forward(x.traced(m.alloc_grads())), y).backward()
 }
@@ -59,8 +67,8 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
 /// after every step.
 fn assert_matches_dfdx<A, B>(what: &str, mut theirs: A, mut ours: B)
 where
-    A: Optimizer<Model, Cpu, f64>,
-    B: Optimizer<Model, Cpu, f64>,
+    A: Optimizer<Model, TestDevice, f64>,
+    B: Optimizer<Model, TestDevice, f64>,
 {
     let start = model(0);
     let (mut a, mut b) = (start.clone(), start.clone());
@@ -85,8 +93,8 @@ where
 fn sgd_both(
     cfg: SgdConfig,
 ) -> (
-    dfdx::optim::Sgd<Model, f64, Cpu>,
-    optim::Sgd<Model, f64, Cpu>,
+    dfdx::optim::Sgd<Model, f64, TestDevice>,
+    optim::Sgd<Model, f64, TestDevice>,
 ) {
     let m = model(0);
     (dfdx::optim::Sgd::new(&m, cfg), optim::Sgd::new(&m, cfg))
@@ -95,8 +103,8 @@ fn sgd_both(
 fn adam_both(
     cfg: AdamConfig,
 ) -> (
-    dfdx::optim::Adam<Model, f64, Cpu>,
-    optim::Adam<Model, f64, Cpu>,
+    dfdx::optim::Adam<Model, f64, TestDevice>,
+    optim::Adam<Model, f64, TestDevice>,
 ) {
     let m = model(0);
     (dfdx::optim::Adam::new(&m, cfg), optim::Adam::new(&m, cfg))
@@ -105,8 +113,8 @@ fn adam_both(
 fn rmsprop_both(
     cfg: RMSpropConfig,
 ) -> (
-    dfdx::optim::RMSprop<Model, f64, Cpu>,
-    optim::RMSprop<Model, f64, Cpu>,
+    dfdx::optim::RMSprop<Model, f64, TestDevice>,
+    optim::RMSprop<Model, f64, TestDevice>,
 ) {
     let m = model(0);
     (
@@ -260,8 +268,8 @@ fn missing_gradients_are_reported_like_dfdx() {
 #[test]
 fn a_bare_tensor_is_a_model_too() {
     // dfdx treats a tensor as a one-parameter collection named ""; the walk must cope.
-    let dev = Cpu::default();
-    let mut t: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+    let dev = TestDevice::default();
+    let mut t: Tensor<Rank1<3>, f64, TestDevice> = dev.tensor([1.0, 2.0, 3.0]);
     let mut opt = optim::Sgd::new(&t, sgd(None, None));
     let grads = t.leaky_trace().sum().backward();
     opt.update(&mut t, &grads).unwrap();
@@ -273,7 +281,7 @@ fn a_bare_tensor_is_a_model_too() {
 fn works_as_the_optimizer_of_train_epoch() {
     use shapesafe::data::{Batcher, MnistSplit};
     let split = MnistSplit::new(vec![7; 784 * 4], vec![0, 1, 2, 3]).unwrap();
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut model = dev.build_module::<(Flatten, Linear<784, 10>), f32>();
     let mut opt = optim::Adam::new(&model, AdamConfig::default());
     let stats = shapesafe::train::train_epoch::<2, _, _, _>(
@@ -295,7 +303,7 @@ fn works_as_the_optimizer_of_train_epoch() {
 /// checks both then take the same 2 further steps bit for bit.
 fn assert_state_round_trips<O>(what: &str, make: impl Fn(&Model) -> O)
 where
-    O: Optimizer<Model, Cpu, f64> + OptimizerState,
+    O: Optimizer<Model, TestDevice, f64> + OptimizerState,
 {
     let mut a = model(0);
     let mut opt_a = make(&a);
@@ -402,7 +410,7 @@ fn load_state_dict_restores_hyperparameters() {
 
 /// A trained Adam's state, the optimizer it came from, and a checker that a failed load
 /// changed nothing.
-fn trained_adam() -> (optim::Adam<Model, f64, Cpu>, StateDict) {
+fn trained_adam() -> (optim::Adam<Model, f64, TestDevice>, StateDict) {
     let mut m = model(0);
     let mut opt = optim::Adam::new(&m, AdamConfig::default());
     let g = loss_grads(&m, 0);
@@ -515,7 +523,7 @@ fn load_state_dict_is_strict_and_all_or_nothing() {
     assert_load_fails("sgd state into adam", &sgd_state, weights);
 
     // A model with other parameters does not fit either.
-    let other = Cpu::default().build_module::<(Linear<3, 5>, Tanh, Linear<5, 3>), f64>();
+    let other = TestDevice::default().build_module::<(Linear<3, 5>, Tanh, Linear<5, 3>), f64>();
     let other_state = optim::Adam::new(&other, AdamConfig::default())
         .state_dict()
         .unwrap();
@@ -526,7 +534,7 @@ fn load_state_dict_is_strict_and_all_or_nothing() {
 
 #[test]
 fn an_f32_optimizer_rejects_f64_state() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let m32 = dev.build_module::<Net, f32>();
     let mut opt32 = optim::Sgd::new(&m32, sgd(Some(Momentum::Classic(0.9)), None));
     let m64 = model(0);
@@ -538,7 +546,7 @@ fn an_f32_optimizer_rejects_f64_state() {
 }
 
 /// Global L2 norm of all gradients, on the host.
-fn host_norm(m: &Model, g: &Gradients<f64, Cpu>) -> f64 {
+fn host_norm(m: &Model, g: &Gradients<f64, TestDevice>) -> f64 {
     let all = [
         g.get(&m.0.weight).as_vec(),
         g.get(&m.0.bias).as_vec(),
@@ -549,7 +557,7 @@ fn host_norm(m: &Model, g: &Gradients<f64, Cpu>) -> f64 {
     all.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-fn all_grads(m: &Model, g: &Gradients<f64, Cpu>) -> Vec<f64> {
+fn all_grads(m: &Model, g: &Gradients<f64, TestDevice>) -> Vec<f64> {
     [
         g.get(&m.0.weight).as_vec(),
         g.get(&m.0.bias).as_vec(),
@@ -641,7 +649,7 @@ fn penalised_loss(m: &Model, penalty: &dyn Fn(&[f64]) -> f64) -> f64 {
 /// Compares the gradient after `regularize` with central differences of the penalised loss.
 fn assert_matches_finite_differences(
     what: &str,
-    regularize: impl Fn(&Model, &mut Gradients<f64, Cpu>),
+    regularize: impl Fn(&Model, &mut Gradients<f64, TestDevice>),
     penalty: &dyn Fn(&[f64]) -> f64,
 ) {
     let mut m = model(3);

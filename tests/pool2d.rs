@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::*;
 use shapesafe::kernels::{pool2d::composed, Pool2dKernel, PoolKind};
 use shapesafe::prelude::*;
@@ -43,13 +45,13 @@ fn out_shape(c: &PoolCase) -> Dyn4 {
     )
 }
 
-fn input(dev: &Cpu, c: &PoolCase, x: &[f64]) -> Tensor<Dyn4, f64, Cpu> {
+fn input(dev: &TestDevice, c: &PoolCase, x: &[f64]) -> Tensor<Dyn4, f64, TestDevice> {
     dev.tensor_from_vec(x.to_vec(), (c.batch, c.channels, c.height, c.width))
 }
 
 #[test]
 fn forward_matches_reference_over_grid() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(10);
     let cases = grid();
     assert!(cases.len() > 40, "grid shrank to {}", cases.len());
@@ -58,8 +60,8 @@ fn forward_matches_reference_over_grid() {
         for (kind, max) in [(PoolKind::Max, true), (PoolKind::Avg, false)] {
             let expected = pool2d_reference(&c, &x, max);
             let what = format!("{kind:?} {c:?}");
-            let y =
-                Cpu::try_pool2d(input(&dev, &c, &x), kind, c.geometry(), out_shape(&c)).unwrap();
+            let y = TestDevice::try_pool2d(input(&dev, &c, &x), kind, c.geometry(), out_shape(&c))
+                .unwrap();
             assert_close(
                 &format!("cpu f64 {what}"),
                 &y.as_vec(),
@@ -67,11 +69,11 @@ fn forward_matches_reference_over_grid() {
                 F64_TIGHT,
             );
 
-            let x32: Tensor<Dyn4, f32, Cpu> = dev.tensor_from_vec(
+            let x32: Tensor<Dyn4, f32, TestDevice> = dev.tensor_from_vec(
                 x.iter().map(|&v| v as f32).collect(),
                 (c.batch, c.channels, c.height, c.width),
             );
-            let y = Cpu::try_pool2d(x32, kind, c.geometry(), out_shape(&c)).unwrap();
+            let y = TestDevice::try_pool2d(x32, kind, c.geometry(), out_shape(&c)).unwrap();
             assert_close_f32(&format!("cpu f32 {what}"), &y.as_vec(), &expected, F32);
 
             let y = composed::pool2d(input(&dev, &c, &x), kind, &c.geometry()).unwrap();
@@ -87,7 +89,7 @@ fn forward_matches_reference_over_grid() {
 
 #[test]
 fn gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let cases = [
         PoolCase {
             batch: 2,
@@ -130,7 +132,8 @@ fn gradients_match_finite_differences() {
             let rt = dev.tensor_from_vec(r.clone(), out_shape(&c));
 
             let xt = input(&dev, &c, &x);
-            let y = Cpu::try_pool2d(xt.leaky_trace(), kind, c.geometry(), out_shape(&c)).unwrap();
+            let y = TestDevice::try_pool2d(xt.leaky_trace(), kind, c.geometry(), out_shape(&c))
+                .unwrap();
             let g = (y * rt.clone()).sum().backward().get(&xt).as_vec();
             assert_close(&format!("cpu grad {kind:?} {c:?}"), &g, &fd, FINITE_DIFF);
 

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::{assert_close, Tolerance};
 use shapesafe::models::mobilenet::{ConvBnReLU6, InvertedResidual, InvertedResidualSkip};
 use shapesafe::models::resnet::{BasicBlock, BasicBlockDown, BottleneckDown, ConvBn, Head};
@@ -107,13 +109,17 @@ const F32_MATCH: Tolerance = Tolerance {
 /// Loads `file` into `M` in f64 and f32, runs the golden input in eval mode and compares.
 fn check_matches_pytorch<M>(what: &str, file: &str, layers: &[String])
 where
-    M: BuildOnDevice<Cpu, f64> + BuildOnDevice<Cpu, f32>,
-    <M as BuildOnDevice<Cpu, f64>>::Built: Module<Tensor<Rank4<2, 3, 16, 16>, f64, Cpu>, Output = Tensor<Rank2<2, 10>, f64, Cpu>>
-        + Clone,
-    <M as BuildOnDevice<Cpu, f32>>::Built: Module<Tensor<Rank4<2, 3, 16, 16>, f32, Cpu>, Output = Tensor<Rank2<2, 10>, f32, Cpu>>
-        + Clone,
+    M: BuildOnDevice<TestDevice, f64> + BuildOnDevice<TestDevice, f32>,
+    <M as BuildOnDevice<TestDevice, f64>>::Built: Module<
+            Tensor<Rank4<2, 3, 16, 16>, f64, TestDevice>,
+            Output = Tensor<Rank2<2, 10>, f64, TestDevice>,
+        > + Clone,
+    <M as BuildOnDevice<TestDevice, f32>>::Built: Module<
+            Tensor<Rank4<2, 3, 16, 16>, f32, TestDevice>,
+            Output = Tensor<Rank2<2, 10>, f32, TestDevice>,
+        > + Clone,
 {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let golden = golden();
     let input = &golden["input"];
     let expected = &golden[what];
@@ -168,7 +174,7 @@ fn vgg_with_batch_norm_matches_pytorch() {
 
 #[test]
 fn wrong_files_are_errors_and_leave_the_model_unchanged() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     // A classifier with 12 outputs cannot take the 10-class weights.
     let mut model = dev.build_module::<TinyVgg<12>, f32>();
     let before = model.clone();
@@ -249,9 +255,9 @@ fn torchvision_keys(model: &str) -> BTreeMap<String, Vec<usize>> {
 /// torchvision tensor is used.
 fn check_name_map<M>(torchvision: &str, layers: &[String])
 where
-    M: BuildOnDevice<Cpu, f32>,
+    M: BuildOnDevice<TestDevice, f32>,
 {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let model = dev.build_module::<M, f32>();
     let map = NameMap::by_order(&model, layers).unwrap();
     let theirs = torchvision_keys(torchvision);

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::{assert_close, assert_close_f32, check_input_gradient, random_vec, rng, Tolerance};
 use shapesafe::nn::modules::Recurrent;
 use shapesafe::nn::recurrent::cell::Cell;
@@ -87,8 +89,8 @@ fn suffix(i: usize, bidirectional: bool) -> String {
 }
 
 fn cell_grads<M, In: Dim, const G: usize>(
-    grads: &Gradients<f64, Cpu>,
-    cell: &Cell<M, In, G, H, f64, Cpu>,
+    grads: &Gradients<f64, TestDevice>,
+    cell: &Cell<M, In, G, H, f64, TestDevice>,
 ) -> [(&'static str, Vec<f64>); 4] {
     [
         ("weight_ih", grads.get(&cell.weight_ih).as_vec()),
@@ -99,10 +101,13 @@ fn cell_grads<M, In: Dim, const G: usize>(
 }
 
 fn check_case<M: CellMode, const G: usize, const L: usize, const BI: bool>(case: &str) {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let golden = golden();
     let get = |name: &str| golden[&format!("{case}.{name}")].1.clone();
-    let mut model = <Recurrent<M, G, I, H, L, BI, f64, Cpu> as BuildModule<Cpu, f64>>::build(&dev);
+    let mut model = <Recurrent<M, G, I, H, L, BI, f64, TestDevice> as BuildModule<
+        TestDevice,
+        f64,
+    >>::build(&dev);
 
     // The module visits exactly PyTorch's names.
     let mut ours = tensor_names(&model);
@@ -242,14 +247,14 @@ golden_cases! {
     gru_two_layers_bidirectional: GruMode, 3, 2, true, "gru_l2_bi";
 }
 
-fn random_tensor<S: ConstShape>(seed: u64) -> Tensor<S, f64, Cpu> {
+fn random_tensor<S: ConstShape>(seed: u64) -> Tensor<S, f64, TestDevice> {
     let n = S::default().num_elements();
-    Cpu::default().tensor_from_vec(random_vec(&mut rng(seed), n), S::default())
+    TestDevice::default().tensor_from_vec(random_vec(&mut rng(seed), n), S::default())
 }
 
 #[test]
 fn lstm_cell_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let cell = dev.build_module::<LstmCell<I, H>, f64>();
     let x = random_tensor::<Rank2<B, I>>(1);
     let h = random_tensor::<Rank2<B, H>>(2);
@@ -267,7 +272,7 @@ fn lstm_cell_gradients_match_finite_differences() {
 
 #[test]
 fn gru_and_rnn_cell_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let gru = dev.build_module::<GruCell<I, H>, f64>();
     let rnn = dev.build_module::<RnnCell<I, H>, f64>();
     let x = random_tensor::<Rank2<B, I>>(4);
@@ -281,7 +286,7 @@ fn gru_and_rnn_cell_gradients_match_finite_differences() {
 #[test]
 fn cells_step_like_one_layer_sequences() {
     // A one-step sequence through Lstm<I, H> is the cell with the same weights.
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let lstm = dev.build_module::<Lstm<I, H>, f64>();
     let cell = &lstm.first[0];
     let x = random_tensor::<Rank2<B, I>>(6);
@@ -301,7 +306,7 @@ fn shapes_and_parameter_counts_match_pytorch() {
     // torch.nn.GRU(8, 16, 2, bidirectional=True): 2 * (3*16*(8+16) + 96) + 2 * (3*16*(32+16) + 96).
     shapesafe::assert_shapes!(Gru<8, 16, 2, true>: Rank2<7, 8> => Rank2<7, 32>, params = 7296);
     shapesafe::assert_shapes!(Rnn<8, 16>: Rank2<7, 8> => Rank2<7, 16>, params = 16 * 24 + 32);
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     assert_eq!(
         dev.build_module::<Gru<8, 16, 2, true>, f32>()
             .num_trainable_params(),
@@ -320,7 +325,7 @@ fn shapes_and_parameter_counts_match_pytorch() {
 
 #[test]
 fn last_step_picks_the_last_time_step() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x = random_tensor::<Rank3<B, T, H>>(8);
     let y = LastStep.forward(x.clone());
     let v = x.as_vec();
@@ -345,7 +350,7 @@ fn last_step_picks_the_last_time_step() {
 
 #[test]
 fn dropout_applies_between_layers_in_training_only() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut lstm = dev.build_module::<Lstm<I, H, 2>, f64>();
     let x = random_tensor::<Rank3<B, T, I>>(9);
     let eval = lstm.forward(x.clone()).as_vec();
@@ -363,7 +368,7 @@ fn dropout_applies_between_layers_in_training_only() {
 
 #[test]
 fn a_sequence_classifier_trains() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     type Net = (Gru<2, 8>, LastStep, Linear<8, 2>);
     let mut model = dev.build_module::<Net, f64>();
     let mut grads = model.alloc_grads();

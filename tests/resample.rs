@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::TestDevice;
+
 use common::*;
 use shapesafe::kernels::{resample::composed_resample2d, Resample2dKernel, ResampleAxis};
 use shapesafe::prelude::*;
@@ -159,15 +161,15 @@ fn check_kernels(
     cols: ResampleAxis,
     expected: &[f64],
 ) {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let out = (b, c, rows.output_len(), cols.output_len());
     let xt: Tensor<Dyn4, f64, _> = dev.tensor_from_vec(x.to_vec(), (b, c, h, w));
-    let y = Cpu::try_resample2d(xt.clone(), rows.clone(), cols.clone(), out).unwrap();
+    let y = TestDevice::try_resample2d(xt.clone(), rows.clone(), cols.clone(), out).unwrap();
     assert_close(&format!("cpu f64 {what}"), &y.as_vec(), expected, F64_TIGHT);
 
     let x32: Tensor<Dyn4, f32, _> =
         dev.tensor_from_vec(x.iter().map(|&v| v as f32).collect(), (b, c, h, w));
-    let y = Cpu::try_resample2d(x32, rows.clone(), cols.clone(), out).unwrap();
+    let y = TestDevice::try_resample2d(x32, rows.clone(), cols.clone(), out).unwrap();
     assert_close_f32(&format!("cpu f32 {what}"), &y.as_vec(), expected, F32);
 
     let y = composed_resample2d(xt, &rows, &cols).unwrap();
@@ -258,21 +260,23 @@ fn check_layer<L, const H: usize, const W: usize, OH: ConstDim, OW: ConstDim>(
     seed: u64,
 ) where
     L: Module<
-            Tensor<Rank4<2, 3, H, W>, f64, Cpu>,
-            Output = Tensor<(Const<2>, Const<3>, OH, OW), f64, Cpu>,
+            Tensor<Rank4<2, 3, H, W>, f64, TestDevice>,
+            Output = Tensor<(Const<2>, Const<3>, OH, OW), f64, TestDevice>,
         > + Module<
-            Tensor<(usize, Const<3>, Const<H>, Const<W>), f64, Cpu>,
-            Output = Tensor<(usize, Const<3>, OH, OW), f64, Cpu>,
-        > + Module<Tensor<Rank3<3, H, W>, f64, Cpu>, Output = Tensor<(Const<3>, OH, OW), f64, Cpu>>
-        + Module<
-            Tensor<Rank4<2, 3, H, W>, f32, Cpu>,
-            Output = Tensor<(Const<2>, Const<3>, OH, OW), f32, Cpu>,
+            Tensor<(usize, Const<3>, Const<H>, Const<W>), f64, TestDevice>,
+            Output = Tensor<(usize, Const<3>, OH, OW), f64, TestDevice>,
+        > + Module<
+            Tensor<Rank3<3, H, W>, f64, TestDevice>,
+            Output = Tensor<(Const<3>, OH, OW), f64, TestDevice>,
+        > + Module<
+            Tensor<Rank4<2, 3, H, W>, f32, TestDevice>,
+            Output = Tensor<(Const<2>, Const<3>, OH, OW), f32, TestDevice>,
         > + ModuleMut<
-            Tensor<Rank4<2, 3, H, W>, f64, Cpu>,
-            Output = Tensor<(Const<2>, Const<3>, OH, OW), f64, Cpu>,
+            Tensor<Rank4<2, 3, H, W>, f64, TestDevice>,
+            Output = Tensor<(Const<2>, Const<3>, OH, OW), f64, TestDevice>,
         >,
 {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(seed);
     let x = random_vec(&mut r, 2 * 3 * H * W);
     let expected = reference(&x, 6);
@@ -395,7 +399,7 @@ fn adaptive_layers_match_reference() {
 
 #[test]
 fn global_layer_matches_reference() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(30);
     let x = random_vec(&mut r, 2 * 3 * 5 * 4);
     let expected = global_reference(&x, 6, 5, 4);
@@ -422,7 +426,7 @@ fn global_layer_matches_reference() {
 /// Outputs PyTorch prints for these inputs (`F.interpolate`, `F.adaptive_avg_pool2d`).
 #[test]
 fn known_pytorch_values() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<Rank3<1, 2, 2>, f64, _> = dev.tensor([[[1.0, 2.0], [3.0, 4.0]]]);
     let y = Upsample2d::<2, Bilinear>::default().forward(x.clone());
     assert_close(
@@ -493,7 +497,7 @@ fn known_pytorch_values() {
 
 #[test]
 fn layer_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut r = rng(40);
     let xb: Tensor<Rank4<2, 2, 3, 5>, f64, _> =
         dev.tensor_from_vec(random_vec(&mut r, 60), Default::default());
@@ -532,7 +536,7 @@ fn layer_gradients_match_finite_differences() {
 /// `usize` batches carry the tape too: d(sum(r * layer(x)))/dx against differences of the reference.
 #[test]
 fn usize_batch_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut rn = rng(41);
     let (b, c, h, w) = (3, 2, 4, 3);
     let x = random_vec(&mut rn, b * c * h * w);
@@ -569,7 +573,7 @@ fn usize_batch_gradients_match_finite_differences() {
 
 #[test]
 fn composed_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut rn = rng(42);
     let (b, c, h, w) = (2, 2, 3, 4);
     let x = random_vec(&mut rn, b * c * h * w);
@@ -591,7 +595,7 @@ fn composed_gradients_match_finite_differences() {
         let rt = dev.tensor_from_vec(r.clone(), out);
         let eval = |v: &[f64]| {
             let t: Tensor<Dyn4, f64, _> = dev.tensor_from_vec(v.to_vec(), (b, c, h, w));
-            Cpu::try_resample2d(t, rows.clone(), cols.clone(), out)
+            TestDevice::try_resample2d(t, rows.clone(), cols.clone(), out)
                 .unwrap()
                 .as_vec()
         };
@@ -644,7 +648,7 @@ fn layers_compose_after_conv_in_models() {
     assert_eq!(s.rows[1].output, vec![3, 12, 9]);
     assert_eq!(s.rows[3].output, vec![2, 20, 14]);
 
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let mut model = dev.build_module::<Net, f64>();
     let mut r = rng(50);
     let x = random_vec(&mut r, 3 * 2 * 9 * 7);

@@ -1,11 +1,14 @@
 //! `Rows`: the sequential view of a one-channel image, batched (`Const` and `usize`) and unbatched.
 
+mod common;
+
+use common::TestDevice;
 use shapesafe::data::{DataLoader, Dataset, MnistSplit};
 use shapesafe::prelude::*;
 
 #[test]
 fn step_t_is_row_t_of_each_image() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<Rank4<3, 1, 5, 4>, f64, _> = dev.sample_normal();
     let y: Tensor<Rank3<3, 5, 4>, f64, _> = Rows.forward(x.clone());
     let (x, y) = (x.as_vec(), y.as_vec());
@@ -30,7 +33,7 @@ fn a_runtime_batch_of_mnist_becomes_28_steps_of_28_pixels() {
         *p = (i % 251) as u8;
     }
     let split = MnistSplit::new(pixels, vec![3, 7]).unwrap();
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let batch = DataLoader::new(&split, 2)
         .unwrap()
         .epoch(0, &dev)
@@ -54,7 +57,7 @@ fn a_runtime_batch_of_mnist_becomes_28_steps_of_28_pixels() {
 
 #[test]
 fn gradients_pass_through_unchanged() {
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let x: Tensor<Rank4<2, 1, 3, 3>, f64, _> = dev.sample_normal();
     let weights: Tensor<Rank3<2, 3, 3>, f64, _> = dev.sample_normal();
     let y = Rows.forward(x.leaky_trace());

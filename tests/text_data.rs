@@ -1,5 +1,8 @@
 //! `CharText`: the shipped Shakespeare text, vocabularies, windows, batches and the errors of bad files.
 
+mod common;
+
+use common::TestDevice;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -95,7 +98,7 @@ fn windows_are_consecutive_spans_and_their_shifted_targets() {
         Err(Error::IndexOutOfRange { index: 10, len: 10 })
     ));
 
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let (x, y) = text.index_batch::<SEQUENCE, _>(&[3, 0], &dev).unwrap();
     assert_eq!(x.shape().concrete(), [2, SEQUENCE]);
     let (x, y) = (x.as_vec(), y.as_vec());
@@ -113,7 +116,7 @@ fn one_hot_batches_match_a_plain_loop() {
     const VOCAB: usize = 30;
     assert!(text.vocab_size() <= VOCAB);
     let windows = [4, 1, 7];
-    let dev = Cpu::default();
+    let dev = TestDevice::default();
     let (x, y) = text
         .one_hot_batch::<SEQUENCE, VOCAB, _>(&windows, &dev)
         .unwrap();

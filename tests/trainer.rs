@@ -1,6 +1,9 @@
 //! The Trainer on real digits: history and output files, bit-identical resume,
 //! early stopping that restores the best epoch, and a NaN loss named with its step.
 
+mod common;
+
+use common::TestDevice;
 use shapesafe::data::{data_dir, DataLoader, Mnist, MnistSplit, Normalize, Subset};
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
@@ -15,7 +18,7 @@ type Small = (
     Flatten,
     Linear<676, 10>,
 );
-type Model = <Small as BuildOnDevice<Cpu, f32>>::Built;
+type Model = <Small as BuildOnDevice<TestDevice, f32>>::Built;
 
 fn digits() -> Mnist {
     Mnist::load(data_dir().join("mnist-small")).unwrap()
@@ -27,8 +30,11 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn trainer(seed: u64, config: TrainConfig) -> Trainer<Model, Adam<Model, f32, Cpu>, Cpu> {
-    let dev = Cpu::seed_from_u64(seed);
+fn trainer(
+    seed: u64,
+    config: TrainConfig,
+) -> Trainer<Model, Adam<Model, f32, TestDevice>, TestDevice> {
+    let dev = TestDevice::seed_from_u64(seed);
     let model = dev.build_module::<Small, f32>();
     let opt = Adam::new(&model, AdamConfig::default());
     Trainer::new(model, opt, dev).with_config(TrainConfig {

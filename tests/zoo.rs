@@ -1,6 +1,9 @@
 //! The model zoo at native input sizes: every model builds with its torchvision parameter count,
 //! runs forward on the CPU, and trains (gradients reach every parameter).
 
+mod common;
+
+use common::TestDevice;
 use shapesafe::models::*;
 use shapesafe::prelude::*;
 
@@ -10,11 +13,14 @@ fn forward_at<M, const B: usize, const C: usize, const H: usize, const W: usize,
     params: usize,
 ) -> Vec<f32>
 where
-    M: BuildOnDevice<Cpu, f32> + ShapeInfer<Rank3<C, H, W>>,
-    M::Built: NumParams<f32, Cpu>
-        + Module<Tensor<Rank4<B, C, H, W>, f32, Cpu>, Output = Tensor<Rank2<B, OUT>, f32, Cpu>>,
+    M: BuildOnDevice<TestDevice, f32> + ShapeInfer<Rank3<C, H, W>>,
+    M::Built: NumParams<f32, TestDevice>
+        + Module<
+            Tensor<Rank4<B, C, H, W>, f32, TestDevice>,
+            Output = Tensor<Rank2<B, OUT>, f32, TestDevice>,
+        >,
 {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let model = dev.build_module::<M, f32>();
     assert_eq!(model.num_trainable_params(), params);
     assert_eq!(<M as ShapeInfer<Rank3<C, H, W>>>::PARAMS, params);
@@ -51,7 +57,7 @@ fn cifar_vgg_runs_at_32() {
 
 #[test]
 fn unet_keeps_the_image_size() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let net = dev.build_module::<UNet<3, 2>, f32>();
     assert_eq!(net.num_trainable_params(), 31_037_698);
     let y = net.forward(dev.sample_normal::<Rank4<1, 3, 64, 64>>());
@@ -60,9 +66,9 @@ fn unet_keeps_the_image_size() {
 }
 
 /// The names of trainable tensors an SGD step on `grads` leaves unchanged.
-fn untouched<M>(model: &M, grads: &Gradients<f64, Cpu>) -> Vec<String>
+fn untouched<M>(model: &M, grads: &Gradients<f64, TestDevice>) -> Vec<String>
 where
-    M: TensorCollection<f64, Cpu> + Clone,
+    M: TensorCollection<f64, TestDevice> + Clone,
 {
     let mut stepped = model.clone();
     let mut sgd = dfdx::optim::Sgd::new(
@@ -105,7 +111,7 @@ fn gradients_reach_every_parameter() {
         BottleneckDown<16, 8, 32, 2>,
         Head<32, 10>,
     );
-    let dev = Cpu::seed_from_u64(1);
+    let dev = TestDevice::seed_from_u64(1);
     let mut model = dev.build_module::<Small, f64>();
     let x = dev.sample_normal::<Rank4<4, 3, 16, 16>>();
     let grads = model

@@ -235,12 +235,8 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-type Taped<S> = shapesafe::prelude::Tensor<
-    S,
-    f64,
-    shapesafe::prelude::Cpu,
-    shapesafe::prelude::OwnedTape<f64, shapesafe::prelude::Cpu>,
->;
+type Taped<S> =
+    shapesafe::prelude::Tensor<S, f64, TestDevice, shapesafe::prelude::OwnedTape<f64, TestDevice>>;
 
 /// Checks d(sum(w * f(x)))/dx, for fixed random weights `w` in [0.5, 1.5), against central
 /// differences (to 1e-7: these are smooth elementwise functions); the weights make every output element count
@@ -248,7 +244,7 @@ type Taped<S> = shapesafe::prelude::Tensor<
 #[track_caller]
 pub fn check_input_gradient<S, O>(
     what: &str,
-    x: &shapesafe::prelude::Tensor<S, f64, shapesafe::prelude::Cpu>,
+    x: &shapesafe::prelude::Tensor<S, f64, TestDevice>,
     f: impl Fn(Taped<S>) -> Taped<O>,
 ) where
     S: shapesafe::prelude::ConstShape,
@@ -287,3 +283,10 @@ pub fn assert_close_scalar(what: &str, actual: f64, expected: f64, tol: f64) {
         Tolerance { abs: tol, rel: tol },
     );
 }
+
+/// The device the suite runs on: dfdx's `Cuda` under `--features cuda`, else its `Cpu`.
+#[cfg(feature = "cuda")]
+pub type TestDevice = dfdx::tensor::Cuda;
+/// The device the suite runs on: dfdx's `Cuda` under `--features cuda`, else its `Cpu`.
+#[cfg(not(feature = "cuda"))]
+pub type TestDevice = dfdx::tensor::Cpu;
