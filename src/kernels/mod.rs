@@ -27,22 +27,36 @@ pub use geometry::{Conv2dGeometry, Pool2dGeometry};
 pub use pool2d::{Pool2dKernel, PoolKind};
 pub use resample::{Resample2dKernel, ResampleAxis};
 
-/// A device with every shapesafe kernel for dtype `E`.
+/// A device with every shapesafe kernel for dtype `E`: `Cpu`, and `Cuda` under the `cuda`
+/// feature. It includes dfdx's `DeviceBuildExt`, so device-generic code can call
+/// `dev.build_module::<M, E>()`.
 ///
 /// # Shapes
 /// Not a layer; it is the bound layers put on their device.
 ///
 /// ```
-/// fn needs_kernels<D: shapesafe::kernels::KernelDevice<f32>>(_: &D) {}
-/// needs_kernels(&shapesafe::prelude::Cpu::default());
+/// use shapesafe::prelude::*;
+///
+/// fn build<D: KernelDevice<f32>>(dev: &D) -> usize {
+///     dev.build_module::<Linear<3, 2>, f32>().num_trainable_params()
+/// }
+/// assert_eq!(build(&Cpu::default()), 8);
 /// ```
 pub trait KernelDevice<E: Dtype>:
-    Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E> + Resample2dKernel<E>
+    Conv2dKernel<E>
+    + Pool2dKernel<E>
+    + ConvTranspose2dKernel<E>
+    + Resample2dKernel<E>
+    + dfdx::nn::DeviceBuildExt
 {
 }
 
 impl<E: Dtype, D> KernelDevice<E> for D where
-    D: Conv2dKernel<E> + Pool2dKernel<E> + ConvTranspose2dKernel<E> + Resample2dKernel<E>
+    D: Conv2dKernel<E>
+        + Pool2dKernel<E>
+        + ConvTranspose2dKernel<E>
+        + Resample2dKernel<E>
+        + dfdx::nn::DeviceBuildExt
 {
 }
 
