@@ -5,7 +5,7 @@ use crate::optim::state::device_error;
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::{Device, Dtype, Gradients, Shape, SumTo, Tensor};
-use dfdx::tensor_ops::TryMul;
+use dfdx::tensor_ops::{TryAdd, TryMul};
 use num_traits::ToPrimitive;
 
 /// The single number of a rank-0 tensor, as f64 (NaN if it does not convert).
@@ -99,6 +99,32 @@ where
     Ok(norm)
 }
 
+/// Adds up `g * 0` over every gradient on the device: the total is NaN exactly when some
+/// entry is not finite. It reads back one number per step instead of one per parameter,
+/// which matters on a GPU, where each read waits for the device.
+struct AnyNonFinite<E: Dtype, D: Device<E>> {
+    total: Option<Tensor<(), E, D>>,
+}
+
+impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for AnyNonFinite<E, D> {
+    fn visit<S: Shape>(
+        &mut self,
+        _name: &str,
+        param: &Tensor<S, E, D>,
+        grads: &mut &'g Gradients<E, D>,
+    ) -> Result<(), D::Err> {
+        let zeros = grads
+            .get(param)
+            .try_mul(crate::optim::params::scalar::<E>(0.0))?
+            .try_sum::<(), S::AllAxes>()?;
+        self.total = Some(match self.total.take() {
+            Some(total) => total.try_add(zeros)?,
+            None => zeros,
+        });
+        Ok(())
+    }
+}
+
 struct FirstNonFinite {
     found: Option<String>,
 }
@@ -144,9 +170,17 @@ where
     E: Dtype,
     D: Device<E>,
 {
-    let mut search = FirstNonFinite { found: None };
-    walk_grads(model, grads, &mut search).map_err(device_error)?;
-    Ok(search.found)
+    let mut any = AnyNonFinite { total: None };
+    walk_grads(model, grads, &mut any).map_err(device_error)?;
+    match any.total.map(value) {
+        Some(total) if total.is_nan() => {
+            // Rare: walk again, one parameter at a time, to name the culprit.
+            let mut search = FirstNonFinite { found: None };
+            walk_grads(model, grads, &mut search).map_err(device_error)?;
+            Ok(search.found)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Whether every gradient of `model`'s trainable parameters is finite (no infinity, no NaN),
