@@ -65,19 +65,112 @@ fn binary_step_has_zero_gradient_but_keeps_the_tape() {
         .expect("every parameter has a gradient");
 }
 
-#[test]
-fn arctan_matches_atan_and_its_derivative() {
-    let dev = TestDevice::default();
-    let values = [-40.0, -3.0, -1.0, -0.2, 0.0, 0.3, 1.0, 2.5, 1e3];
-    let x = dev.tensor(values);
-    let y = Arctan.forward(x.clone()).array();
-    for (got, v) in y.iter().zip(values) {
-        assert_eq!(*got, f64::atan(v), "atan({v})");
+/// Arctan's inputs for the value checks: zeros, tiny and subnormal numbers, a dense grid
+/// on [-10, 10], a few ulp either side of the branch points (1, where 1/x takes over, and
+/// tan(pi/8) and its reciprocal, where the pi/4 shift starts), large numbers, and f64::MAX.
+fn arctan_sweep() -> Vec<f64> {
+    let mut values = vec![0.0, 1e-300, f64::from_bits(1), 1e-310, 1e-8, 1e-4, 0.1, 0.5];
+    values.extend((0..=2000).map(|i| -10.0 + 0.01 * i as f64));
+    let tan_eighth_pi = std::f64::consts::SQRT_2 - 1.0;
+    for branch in [1.0, tan_eighth_pi, 1.0 / tan_eighth_pi, 0.8, 1.25, 2.0] {
+        for step in -4i64..=4 {
+            values.push(f64::from_bits((branch.to_bits() as i64 + step) as u64));
+        }
+        for offset in [1e-12, 1e-9, 1e-6, 1e-3] {
+            values.extend([branch - offset, branch + offset]);
+        }
     }
+    values.extend([1e3, 12345.678, 1e8, 1e17, 1e154, 1e300, f64::MAX]);
+    let negatives: Vec<f64> = values.iter().map(|v| -v).collect();
+    values.extend(negatives);
+    values
+}
+
+/// The distance from `v` to the next float away from zero in f64 (f32 when `single`).
+fn ulp(v: f64, single: bool) -> f64 {
+    if single {
+        let a = (v as f32).abs();
+        (f32::from_bits(a.to_bits() + 1) - a) as f64
+    } else {
+        let a = v.abs();
+        f64::from_bits(a.to_bits() + 1) - a
+    }
+}
+
+/// Arctan is composed from dfdx ops (a range reduction and a Taylor series), measured
+/// within 2 ulp of `f64::atan`; 3 ulp of the expected value is asserted, relative at
+/// every magnitude, subnormal results included.
+const ARCTAN_ULPS: f64 = 3.0;
+
+#[test]
+fn arctan_matches_atan_within_3_ulp() {
+    let dev = TestDevice::default();
+    let values = arctan_sweep();
+    let x = dev.tensor_from_vec(values.clone(), (values.len(),));
+    let y = Arctan.forward(x).as_vec();
+    for (got, v) in y.iter().zip(&values) {
+        let expected = v.atan();
+        let tolerance = ARCTAN_ULPS * ulp(expected, false);
+        assert!(
+            (got - expected).abs() <= tolerance,
+            "atan({v:e}) = {expected:e}, got {got:e}, difference {:e} exceeds {tolerance:e}",
+            (got - expected).abs()
+        );
+    }
+    // Odd, so exactly antisymmetric, and -0 keeps its sign as in PyTorch.
+    let half = values.len() / 2;
+    for i in 0..half {
+        assert_eq!(y[i], -y[half + i], "atan(-{:e})", values[i]);
+    }
+    assert!(
+        y[half].is_sign_negative() && y[half] == 0.0,
+        "atan(-0) is -0"
+    );
+    // Values that atan returns unchanged in f64 come back unchanged.
+    assert_eq!(&y[1..4], &values[1..4]);
+}
+
+#[test]
+fn arctan_in_f32_matches_atan_within_3_ulp() {
+    let dev = TestDevice::default();
+    let mut values: Vec<f32> = arctan_sweep().iter().map(|&v| v as f32).collect();
+    values.extend([f32::from_bits(1), -f32::from_bits(1), f32::MAX, -f32::MAX]);
+    let x = dev.tensor_from_vec(values.clone(), (values.len(),));
+    let y = Arctan.forward(x).as_vec();
+    for (got, v) in y.iter().zip(&values) {
+        let expected = (*v as f64).atan();
+        let tolerance = ARCTAN_ULPS * ulp(expected, true);
+        let difference = (*got as f64 - expected).abs();
+        assert!(
+            difference <= tolerance,
+            "f32 atan({v:e}) = {expected:e}, got {got:e}, difference {difference:e} exceeds {tolerance:e}"
+        );
+    }
+}
+
+#[test]
+fn arctan_gradient_is_atan_derivative() {
+    let dev = TestDevice::default();
+    let values = [
+        -40.0, -3.0, -2.4142, -1.0, -0.7, -0.4142, -0.2, 0.0, 0.3, 0.42, 1.0, 1.0001, 2.5, 1e3,
+    ];
+    let x = dev.tensor(values);
     check_input_gradient("arctan", &x, |t| Arctan.forward(t));
+
+    let sweep = arctan_sweep();
+    let x = dev.tensor_from_vec(sweep.clone(), (sweep.len(),));
     let g = Arctan.forward(x.leaky_trace()).sum().backward();
-    for (got, v) in g.get(&x).array().iter().zip(values) {
+    for (got, v) in g.get(&x).as_vec().iter().zip(&sweep) {
         assert_close_scalar("atan'", *got, 1.0 / (1.0 + v * v), 1e-15);
+    }
+    let x32 = dev.tensor_from_vec(
+        sweep.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        (sweep.len(),),
+    );
+    let g = Arctan.forward(x32.leaky_trace()).sum().backward();
+    for (got, v) in g.get(&x32).as_vec().iter().zip(x32.as_vec()) {
+        let v = v as f64;
+        assert_close_scalar("f32 atan'", *got as f64, 1.0 / (1.0 + v * v), 3e-7);
     }
 }
 
@@ -92,16 +185,24 @@ fn arctan_handles_infinities_and_nan() {
     assert!(values[2].is_nan());
     let g = y.sum().backward().get(&x).array();
     assert_eq!(&g[..2], &[0.0, 0.0]);
+
+    let x = dev.tensor([f32::NEG_INFINITY, f32::INFINITY, f32::NAN]);
+    let y = Arctan.forward(x).array();
+    assert_eq!(y[0], -std::f32::consts::FRAC_PI_2);
+    assert_eq!(y[1], std::f32::consts::FRAC_PI_2);
+    assert!(y[2].is_nan());
 }
 
 #[test]
-fn arctan_works_in_f32_and_unbatched_or_batched() {
+fn arctan_works_unbatched_and_batched() {
     let dev = TestDevice::default();
     let x: Tensor<Rank3<2, 3, 4>, f32, _> = dev.sample_normal();
-    let y = Arctan.forward(x.clone());
-    for (a, b) in y.as_vec().iter().zip(x.as_vec()) {
-        assert_eq!(*a, b.atan());
-    }
+    let flat = Arctan.forward(dev.tensor_from_vec(x.as_vec(), (24,)));
+    assert_eq!(Arctan.forward(x.clone()).as_vec(), flat.as_vec());
+    let batched: Tensor<Rank4<1, 2, 3, 4>, f32, _> = x.clone().reshape();
+    assert_eq!(Arctan.forward(batched).as_vec(), flat.as_vec());
+    let dynamic = x.reshape_like(&(1usize, Const::<2>, Const::<3>, Const::<4>));
+    assert_eq!(Arctan.forward(dynamic).as_vec(), flat.as_vec());
 }
 
 #[test]
