@@ -42,15 +42,22 @@ pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte.gz";
 ///
 /// It holds `mnist/` (full MNIST) and `mnist-small/` (the first 5,000 training and 1,000 test
 /// images). The path is fixed at compile time, so it suits examples and tests run from a
-/// checkout, not an installed binary.
+/// checkout. A binary copied to another machine (a CUDA build run on a GPU machine, see
+/// `docs/cuda.md`) finds the folder through the `SHAPESAFE_DATA` environment variable,
+/// which takes precedence when set.
 ///
 /// # Example
 /// ```
 /// let dir = shapesafe::data::data_dir().join("mnist-small");
+/// # if std::env::var_os("SHAPESAFE_DATA").is_none() {
 /// assert!(dir.ends_with("data/mnist-small"));
+/// # }
 /// ```
 pub fn data_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data"))
+    match std::env::var_os("SHAPESAFE_DATA") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data")),
+    }
 }
 
 /// MNIST's training and test splits.
