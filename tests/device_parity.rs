@@ -674,13 +674,19 @@ parity!(encoder_train_dropout_0: TransformerEncoder<8, 2, 16, 2>, f64, train,
 
 // ---- Models ----
 
-use shapesafe::models::mobilenet::{InvertedResidual, InvertedResidualSkip};
-use shapesafe::models::resnet::{BasicBlock, BasicBlockDown, Bottleneck, BottleneckDown};
+use shapesafe::models::classic::Mlp;
+use shapesafe::models::mobilenet::{FirstBlock, InvertedResidual, InvertedResidualSkip};
+use shapesafe::models::resnet::{
+    BasicBlock, BasicBlockDown, Bottleneck, BottleneckDown, Head, Stem,
+};
 use shapesafe::models::unet::DoubleConv;
 use shapesafe::models::vgg::BnStage2;
 use shapesafe::models::{
-    ConvAutoencoder, ConvDecoder, ConvFeatures, ConvVae, LeNet5, UNetSmall, VisionTransformer,
+    ConvAutoencoder, ConvDecoder, ConvFeatures, ConvVae, LeNet5, UNetSmall, Vae, VisionTransformer,
 };
+
+parity!(mlp: Mlp<6, 8, 3>, Rank2<4, 6>, F64_PARITY);
+parity!(vae_small: Vae<(Linear<6, 4>, Tanh), (Linear<2, 6>, Sigmoid), 4, 2>, Rank2<3, 6>, F64_PARITY);
 
 parity!(lenet5: LeNet5, Rank4<2, 1, 28, 28>, F64_PARITY);
 parity!(lenet5_usize_batch: LeNet5,
@@ -694,6 +700,11 @@ parity!(resnet_basic_block_down: BasicBlockDown<4, 8, 2>, Rank4<2, 4, 6, 6>, F64
 parity!(train resnet_basic_block_down_train: BasicBlockDown<4, 8, 2>, Rank4<2, 4, 6, 6>, F64_PARITY);
 parity!(resnet_bottleneck: Bottleneck<8, 4>, Rank4<2, 8, 5, 5>, F64_PARITY);
 parity!(train resnet_bottleneck_down_train: BottleneckDown<4, 2, 8, 2>, Rank4<2, 4, 6, 6>, F64_PARITY);
+// torchvision's ResNet stem (64 channels, 7x7 stride 2, max pool) into a block and the head.
+parity!(resnet_stem_block_head: (Stem, BasicBlockDown<64, 8, 2>, Head<8, 3>), Rank4<2, 3, 16, 16>, F64_PARITY);
+parity!(train resnet_stem_block_head_train: (Stem, BasicBlockDown<64, 8, 2>, Head<8, 3>),
+    Rank4<2, 3, 16, 16>, F64_PARITY);
+parity!(mobilenet_first_block: FirstBlock, Rank4<2, 32, 5, 5>, F64_PARITY);
 parity!(mobilenet_inverted_residual: InvertedResidual<4, 8, 6, 2>, Rank4<2, 4, 7, 7>, F64_PARITY);
 parity!(mobilenet_inverted_residual_skip: InvertedResidualSkip<4, 8>, Rank4<2, 4, 5, 5>, F64_PARITY);
 parity!(train mobilenet_inverted_residual_skip_train: InvertedResidualSkip<4, 8>, Rank4<2, 4, 5, 5>, F64_PARITY);
@@ -722,3 +733,27 @@ parity!(vit_tiny_train_dropout_0: TinyVit, f64, train,
     prepare = |m| m.encoder.layers.iter_mut().for_each(|layer| layer.dropout = 0.0),
     forward = |m, x| m.forward_mut(x),
     F64_PARITY);
+
+/// The pitfall the `prepare` steps above work around: dfdx's `ToDevice` rebuilds scalar fields
+/// at their defaults instead of copying them, so a model moved to the GPU silently loses a
+/// non-default dropout, batch-norm momentum or activation slope.
+#[test]
+fn to_device_rebuilds_scalar_fields_at_their_defaults() {
+    let cpu = Cpu::seed_from_u64(0);
+    let other = Other::default();
+    let mut bn = cpu.build_module::<BatchNorm2d<2>, f64>();
+    bn.momentum = 0.3;
+    bn.epsilon = 1e-3;
+    let copy = ToDevice::<f64, Cpu, Other>::to_device(&bn, &other);
+    assert_eq!((copy.momentum, copy.epsilon), (0.1, 1e-5));
+    assert_eq!(copy.running_var.as_vec(), bn.running_var.as_vec());
+    let mut encoder = cpu.build_module::<TransformerEncoder<8, 2, 16, 2>, f64>();
+    encoder
+        .layers
+        .iter_mut()
+        .for_each(|layer| layer.dropout = 0.0);
+    let copy = ToDevice::<f64, Cpu, Other>::to_device(&encoder, &other);
+    assert!(copy.layers.iter().all(|layer| layer.dropout == 0.1));
+    let elu = ToDevice::<f64, Cpu, Other>::to_device(&ELU { alpha: 1.7 }, &other);
+    assert_eq!(elu.alpha, 1.0);
+}
