@@ -334,10 +334,12 @@ fn fixed<S: ConstShape, E: Dtype, D: TensorFromVec<E>>(dev: &D, seed: u64) -> Te
 /// One parity case; see the file's header. Forms:
 /// - `name: Builder, InputShape, tolerance`: f64, `forward` on a normal sample of a `Const` shape;
 /// - `f32 name: ...`: the same in f32;
-/// - `train name: ...`: `forward_mut`, which also compares the model's tensors afterwards;
+/// - `train name: ...`: `forward_mut` (batch statistics; the model's tensors, compared after
+///   every case, then include the updated running statistics);
 /// - `name: Builder, Shape = shape_value, tolerance`: a shape with `usize` dims;
 /// - the full form, naming dtype, mode (`eval`, `train`, `untraced` for layers that take no
-///   tape, `ids` for integer inputs), input, a `prepare` step run on both copies after copying,
+///   tape, `ids` for integer inputs), input, an optional `prepare` step run on both copies after
+///   copying,
 ///   and the forward.
 macro_rules! parity {
     (f32 $name:ident: $builder:ty, $shape:ty, $tol:expr) => {
