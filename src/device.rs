@@ -6,6 +6,11 @@
 //! to a name: the compiler checks the model on each device it can run on.
 
 use crate::{Error, Result};
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, ScalarOptions, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
+};
+use dfdx::prelude::{Device, Dtype, HasShape, Shape, Tensor};
+use num_traits::NumCast;
 use std::fmt;
 use std::str::FromStr;
 
@@ -225,4 +230,81 @@ macro_rules! __with_cuda {
         let _ = ($ordinal, $seed);
         Err($crate::device::no_cuda($kind).into())
     }};
+}
+
+/// Copies `model` to device `dev`, tensors and settings: PyTorch's `model.to(device)`.
+///
+/// dfdx's `ToDevice::to_device` copies the tensors but rebuilds the settings a module
+/// declares (`TransformerEncoderLayer`'s and dfdx's `Dropout`'s probabilities, `LayerNorm`'s
+/// `eps`) at their defaults. This copies them too. Settings a module does not declare,
+/// such as `BatchNorm2d`'s `epsilon` and `momentum` (left out as PyTorch's state dict
+/// leaves them out), are rebuilt at their defaults by either copy.
+///
+/// # Shapes
+///
+/// The copy has the same type on the new device; no shape changes.
+///
+/// ```
+/// use shapesafe::prelude::*;
+///
+/// let cpu = Cpu::default();
+/// let mut model = cpu.build_module::<TransformerEncoderLayer<8, 2, 16>, f32>();
+/// model.dropout = 0.3;
+/// model.norm1.eps = 1e-6;
+/// let other = Cpu::seed_from_u64(1); // a `Cuda` device in a CUDA build
+/// let copy = shapesafe::device::to_device(&model, &other)?;
+/// assert_eq!((copy.dropout, copy.norm1.eps), (0.3, 1e-6));
+/// assert_eq!(copy.linear1.weight.as_vec(), model.linear1.weight.as_vec());
+/// let reset = model.to_device(&other); // dfdx's
+/// assert_eq!((reset.dropout, reset.norm1.eps), (0.1, 1e-5));
+/// # Ok::<(), shapesafe::Error>(())
+/// ```
+pub fn to_device<E, D1, D2, M>(model: &M, dev: &D2) -> Result<M::To<E, D2>>
+where
+    E: Dtype,
+    D1: Device<E>,
+    D2: Device<E>,
+    M: TensorCollection<E, D1>,
+{
+    let copy = M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut Copier { dev },
+    })
+    .map_err(|e| Error::Device(format!("copying a model to another device: {e:?}")))?;
+    // The copier returns a value for every tensor and scalar, so the walker always builds one.
+    copy.ok_or_else(|| Error::Device("copying a model to another device built nothing".into()))
+}
+
+/// Copies each tensor's values to `dev`, and each scalar setting as it is.
+struct Copier<'a, D2> {
+    dev: &'a D2,
+}
+
+impl<E: Dtype, D1: Device<E>, D2: Device<E>> TensorVisitor<E, D1> for Copier<'_, D2> {
+    type Viewer = ViewTensorRef;
+    type Err = D2::Err;
+    type E2 = E;
+    type D2 = D2;
+
+    fn visit<S: Shape>(
+        &mut self,
+        _: TensorOptions<S, E, D1>,
+        t: &Tensor<S, E, D1>,
+    ) -> Result<Option<Tensor<S, E, D2>>, D2::Err> {
+        Ok(Some(self.dev.try_tensor_from_vec(t.as_vec(), *t.shape())?))
+    }
+
+    fn visit_scalar<N: NumCast>(
+        &mut self,
+        opts: ScalarOptions<N>,
+        value: &N,
+    ) -> Result<Option<N>, D2::Err> {
+        // Scalars are f32/f64/usize settings, all exact through f64.
+        Ok(Some(
+            value
+                .to_f64()
+                .and_then(<N as NumCast>::from)
+                .unwrap_or(opts.default),
+        ))
+    }
 }

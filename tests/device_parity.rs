@@ -5,7 +5,7 @@
 //! through `src/kernels/cuda.rs` (gathers and matmuls composed from dfdx ops) while the CPU runs
 //! shapesafe's hand-written kernels, so the comparison cross-checks two implementations. In CPU
 //! builds `Other` is a second `Cpu`: the "parity" is then between a model and its
-//! `ToDevice::to_device` copy, which checks this harness and dfdx's copy round trip and keeps the
+//! `shapesafe::device::to_device` copy, which checks this harness and dfdx's copy round trip and keeps the
 //! file running in `cargo test`.
 //!
 //! Each case builds its model on `Cpu::seed_from_u64(0)`, perturbs every tensor (so that biases,
@@ -377,7 +377,8 @@ macro_rules! parity {
             let mut cpu_model = cpu.build_module::<$builder, $e>();
             perturb::<$e, _>(&mut cpu_model);
             #[allow(unused_mut)]
-            let mut other_model = ToDevice::<$e, Cpu, Other>::to_device(&cpu_model, &other);
+            let mut other_model =
+                shapesafe::device::to_device::<$e, Cpu, Other, _>(&cpu_model, &other).unwrap();
             let cpu_x: Tensor<_, parity!(@input_dtype $mode, $e), Cpu> = {
                 let $dev = &cpu;
                 $input
@@ -758,4 +759,10 @@ fn to_device_rebuilds_scalar_fields_at_their_defaults() {
     assert!(copy.layers.iter().all(|layer| layer.dropout == 0.1));
     let elu = ToDevice::<f64, Cpu, Other>::to_device(&ELU { alpha: 1.7 }, &other);
     assert_eq!(elu.alpha, 1.0);
+    // shapesafe's copy keeps the settings a module declares (the encoder's dropout), not
+    // those it does not (batch norm's, the ELU's).
+    let copy = shapesafe::device::to_device::<f64, Cpu, Other, _>(&encoder, &other).unwrap();
+    assert!(copy.layers.iter().all(|layer| layer.dropout == 0.0));
+    let copy = shapesafe::device::to_device::<f64, Cpu, Other, _>(&bn, &other).unwrap();
+    assert_eq!((copy.momentum, copy.epsilon), (0.1, 1e-5));
 }
