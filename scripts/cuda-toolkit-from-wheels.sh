@@ -36,8 +36,9 @@ set -euo pipefail
 # The `cuda-toolkit` meta package release; torch 2.11.0 pins cuda-toolkit==13.0.2. Its
 # extras pin each component wheel (nvcc 13.0.88, cudart 13.0.96, cuBLAS 13.1.0.3,
 # cuRAND 10.4.0.35, NVRTC 13.0.88). crt and nvvm must be named too: nvidia-cuda-nvcc
-# depends on them unpinned, and pip would otherwise take the newest (a 13.x cicc newer
-# than the nvcc, whose PTX a CUDA 13.0 driver could not load). cccl brings <nv/target>,
+# depends on them unpinned, and pip would otherwise take the newest (it installed cicc and
+# crt 13.5.37 next to nvcc 13.0.88: a pair NVIDIA never shipped, whose PTX could also be
+# newer than the GPU machine's CUDA 13.0 driver accepts). cccl brings <nv/target>,
 # which CUDA 13's cuda_fp16.h includes (dfdx's kernels include cuda_fp16.h).
 CUDA_TOOLKIT_VERSION=13.0.2
 CUDA_WHEEL_EXTRAS=nvcc,crt,nvvm,cccl,cudart,cublas,curand,nvrtc
@@ -52,7 +53,7 @@ DIR=$(cd "$1" && pwd)
 PYTHON=${PYTHON:-python3}
 COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 
-for tool in "$PYTHON" gcc nm; do
+for tool in "$PYTHON" gcc; do
     command -v "$tool" >/dev/null || die "\`$tool\` not found; it is needed to install the wheels and build the libcuda stub"
 done
 [[ $(uname -m) == x86_64 ]] || die "the pinned wheels are for x86_64 Linux, this is $(uname -m)"
