@@ -7,8 +7,8 @@
 #   1. `pip install --target DIR/site-packages` the pinned CUDA wheels: nvcc (with its
 #      crt headers, nvvm/cicc and CCCL), the headers (cuda.h comes with nvidia-cuda-runtime),
 #      cuBLAS, cuRAND and NVRTC. The pins are those of the `cuda-toolkit` meta package
-#      that torch 2.11.0 (cu130) pins, so the libraries linked here are the ones the GPU
-#      machine's torch venv already has.
+#      that torch 2.11.0 on PyPI (a CUDA 13.0 build) pins, so the libraries linked here
+#      should be the ones a torch 2.11 venv on the GPU machine already has.
 #   2. Adds unversioned names (libcublas.so -> libcublas.so.13, ...): the wheels ship only
 #      the versioned ones, and `-lcublas` needs `libcublas.so`.
 #   3. Builds a link-time stub of the driver library, lib64/stubs/libcuda.so (SONAME
@@ -33,7 +33,7 @@
 #   PYTHON             the Python that runs pip (default python3)
 set -euo pipefail
 
-# The `cuda-toolkit` meta package release; torch 2.11.0 pins cuda-toolkit==13.0.2. Its
+# The `cuda-toolkit` meta package release; torch 2.11.0 on PyPI pins cuda-toolkit==13.0.2. Its
 # extras pin each component wheel (nvcc 13.0.88, cudart 13.0.96, cuBLAS 13.1.0.3,
 # cuRAND 10.4.0.35, NVRTC 13.0.88). crt and nvvm must be named too: nvidia-cuda-nvcc
 # depends on them unpinned, and pip would otherwise take the newest (it installed cicc and
