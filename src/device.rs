@@ -110,12 +110,25 @@ impl fmt::Display for DeviceKind {
 pub fn cuda_is_available() -> bool {
     #[cfg(feature = "cuda")]
     {
-        dfdx::tensor::Cuda::try_build(0, 0).is_ok()
+        matches!(gpu_count(), Ok(n) if n > 0)
     }
     #[cfg(not(feature = "cuda"))]
     {
         false
     }
+}
+
+/// How many GPUs the driver reports, or why it could not say (the driver's error name).
+///
+/// dfdx's `Cuda::try_build` unwraps these same calls, so it panics on a machine without a
+/// GPU; asking first turns that into an error. The error is the bare `CUresult`: cudarc's
+/// own formatting asks the driver for a message, which fails when the driver is what failed.
+#[cfg(feature = "cuda")]
+fn gpu_count() -> std::result::Result<usize, String> {
+    use cudarc::driver::result;
+    result::init().map_err(|e| format!("{:?}", e.0))?;
+    let count = result::device::get_count().map_err(|e| format!("{:?}", e.0))?;
+    Ok(usize::try_from(count).unwrap_or(0))
 }
 
 /// dfdx's `Cpu` with its random numbers seeded by `seed`.
@@ -132,8 +145,8 @@ pub fn cpu(seed: u64) -> dfdx::tensor::Cpu {
     dfdx::tensor::Cpu::seed_from_u64(seed)
 }
 
-/// dfdx's `Cuda` on GPU `ordinal`, seeded by `seed`, or a clear error when the driver or
-/// that GPU cannot be opened.
+/// dfdx's `Cuda` on GPU `ordinal`, seeded by `seed`, or a clear error when the driver
+/// fails, there is no such GPU, or it cannot be opened.
 ///
 /// # Shapes
 ///
@@ -145,11 +158,20 @@ pub fn cpu(seed: u64) -> dfdx::tensor::Cpu {
 /// ```
 #[cfg(feature = "cuda")]
 pub fn cuda(ordinal: usize, seed: u64) -> Result<dfdx::tensor::Cuda> {
-    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| {
+    let fail = |why: String| {
         Error::Device(format!(
-            "could not open CUDA device {ordinal} ({e}); check `nvidia-smi`, or pass --device cpu"
+            "could not open CUDA device {ordinal}: {why}; check `nvidia-smi`, or pass --device cpu"
         ))
-    })
+    };
+    match gpu_count() {
+        Err(driver) => return Err(fail(format!("the CUDA driver failed with {driver}"))),
+        Ok(count) if ordinal >= count => {
+            let gpus = if count == 1 { "GPU" } else { "GPUs" };
+            return Err(fail(format!("the driver reports {count} {gpus}")));
+        }
+        Ok(_) => {}
+    }
+    dfdx::tensor::Cuda::try_build(ordinal, seed).map_err(|e| fail(format!("{e:?}")))
 }
 
 /// The error for `cuda` in a build without the `cuda` feature.
