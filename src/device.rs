@@ -94,10 +94,11 @@ impl fmt::Display for DeviceKind {
     }
 }
 
-/// Whether this build has CUDA and GPU 0 can be opened: PyTorch's `torch.cuda.is_available()`.
+/// Whether this build has CUDA and the driver reports at least one GPU: PyTorch's
+/// `torch.cuda.is_available()`.
 ///
-/// Always `false` without the `cuda` feature. With it, this opens (and drops) a `Cuda`
-/// device, which takes a moment.
+/// Always `false` without the `cuda` feature. With it, this initialises the driver, which
+/// takes a moment the first time, and asks it how many GPUs there are.
 ///
 /// # Shapes
 ///
