@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release --example lstm -- [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA]
-//!     [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda]
+//!     [--patience P] [--data DIR] [--out DIR] [--resume FILE] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 
 mod common;

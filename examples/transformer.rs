@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cargo run --release --example transformer -- [--epochs N] [--batch-size B] [--lr LR]
-//!     [--lr-decay GAMMA] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda]
+//!     [--lr-decay GAMMA] [--patience P] [--data DIR] [--out DIR] [--resume FILE] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
 //! ```
 
 mod common;

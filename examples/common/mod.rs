@@ -1,4 +1,4 @@
-//! What the CNN examples share: command-line flags and a train-validate-test run on MNIST.
+//! What the MNIST examples share: command-line flags and a train-validate-test run on MNIST.
 
 use shapesafe::data::{data_dir, random_split, DataLoader, Dataset, Mnist, Normalize};
 use shapesafe::device::DeviceKind;
@@ -8,7 +8,7 @@ use shapesafe::train::{save_atomic, EarlyStopping, LrSchedule, Monitor, TrainCon
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
 
-/// The flags every CNN example takes.
+/// The flags every MNIST example takes.
 pub struct Args {
     pub epochs: usize,
     pub batch_size: usize,
@@ -17,18 +17,22 @@ pub struct Args {
     pub data: PathBuf,
     pub out: PathBuf,
     pub seed: u64,
+    /// Epochs without a better validation loss before early stopping.
+    pub patience: usize,
+    /// A checkpoint to continue from (`<out>/checkpoint.safetensors` of an earlier run).
+    pub resume: Option<PathBuf>,
     /// Rescale gradients whose global L2 norm exceeds this (recurrent models want it).
     pub clip_grad_norm: Option<f64>,
     /// Where to train: `--device cpu|cuda|cuda:N`, else the GPU when there is one.
     pub device: DeviceKind,
 }
 
-/// Parses `--epochs --batch-size --lr --lr-decay --data --out --seed --device`, starting from
-/// `defaults`.
+/// Parses `--epochs --batch-size --lr --lr-decay --patience --data --out --resume --seed
+/// --device`, starting from `defaults`.
 pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
     let usage = format!(
-        "usage: {name} [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] [--data DIR] \
-         [--out DIR] [--seed S] [--device cpu|cuda]"
+        "usage: {name} [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] [--patience P] \
+         [--data DIR] [--out DIR] [--resume FILE] [--seed S] [--device cpu|cuda|cuda:N]"
     );
     let mut args = defaults;
     let mut device = None;
@@ -47,8 +51,10 @@ pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
             "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a whole number"))?,
             "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
             "--lr-decay" => args.lr_decay = value.parse().map_err(|_| bad("a number"))?,
+            "--patience" => args.patience = value.parse().map_err(|_| bad("a whole number"))?,
             "--data" => args.data = PathBuf::from(value),
             "--out" => args.out = PathBuf::from(value),
+            "--resume" => args.resume = Some(PathBuf::from(value)),
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
             "--device" => device = Some(value.parse()?),
             _ => return Err(Error::Usage(format!("unknown flag {flag}\n{usage}"))),
@@ -59,7 +65,8 @@ pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
     Ok(args)
 }
 
-/// Defaults: MNIST from `data/mnist`, Adam, outputs under `runs/<name>`.
+/// Defaults: MNIST from `data/mnist`, Adam with the rate halved each epoch, batch 64, early
+/// stopping after 2 epochs without progress, outputs under `runs/<name>`.
 pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
     Args {
         epochs,
@@ -69,6 +76,8 @@ pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
         data: data_dir().join("mnist"),
         out: PathBuf::from("runs").join(name),
         seed: 0,
+        patience: 2,
+        resume: None,
         clip_grad_norm: None,
         device: DeviceKind::Cpu,
     }
@@ -77,7 +86,7 @@ pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
 /// Trains `M` on 55,000 MNIST digits (5,000 held out to validate, batch norm and dropout in
 /// training mode), then reports test loss, accuracy and the confusion matrix and saves the
 /// weights to `<out>/<name>.safetensors`. `dev` is the device `args.device` names (see
-/// `shapesafe::with_device!`).
+/// `shapesafe::with_device!`). With `args.resume`, training continues from that checkpoint.
 pub fn train_on_mnist<M, D>(name: &str, args: Args, dev: D) -> Result<f64>
 where
     D: Device<f32>,
@@ -95,6 +104,8 @@ where
         >,
 {
     let mnist = Mnist::load(&args.data)?;
+    // 55,000 to train on, 5,000 to validate (early stopping watches them); the test set is
+    // only used once, at the end.
     let valid_len = mnist.train.len() / 12;
     let split = random_split(
         &mnist.train,
@@ -115,7 +126,7 @@ where
         schedule: LrSchedule::Exponential {
             gamma: args.lr_decay,
         },
-        early_stopping: Some(EarlyStopping::new(Monitor::ValidLoss, 2)),
+        early_stopping: Some(EarlyStopping::new(Monitor::ValidLoss, args.patience)),
         top_k: 3,
         out_dir: Some(args.out.clone()),
         seed: args.seed,
@@ -125,6 +136,14 @@ where
     let mut trainer = Trainer::new(model, optimizer, dev)
         .with_config(config)
         .with_summary(Summary::of::<M, Rank3<1, 28, 28>>());
+    if let Some(path) = &args.resume {
+        trainer.resume(path)?;
+        println!(
+            "resumed from {} after epoch {}",
+            path.display(),
+            trainer.history().records.len()
+        );
+    }
     let train = DataLoader::new(train, args.batch_size)?
         .shuffle(args.seed)
         .drop_last(true)
@@ -152,8 +171,10 @@ where
     let weights = args.out.join(format!("{name}.safetensors"));
     save_atomic(&trainer.model, &weights)?;
     println!(
-        "\nweights: {}\ncurves: {}",
+        "\nweights: {}\ncheckpoint (for --resume): {}\nmetrics: {}\ncurves: {}",
         weights.display(),
+        args.out.join("checkpoint.safetensors").display(),
+        args.out.join("metrics.csv").display(),
         args.out.join("curves.svg").display()
     );
     Ok(report.accuracy)
