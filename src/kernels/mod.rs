@@ -13,6 +13,7 @@ pub mod conv2d;
 pub mod conv_transpose2d;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod gemm;
 pub mod geometry;
 pub mod pool2d;
 pub mod resample;

@@ -1,7 +1,7 @@
 //! CPU `conv2d` kernels (forward and backward): im2col + `gemm`, parallel over the batch.
 
+use crate::kernels::gemm::{matmul, Mat, MatMut};
 use crate::kernels::geometry::Conv2dGeometry;
-use gemm::Parallelism;
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -343,134 +343,6 @@ fn add_transposed<E: Float>(d: &Dims, groups: usize, gw_t: &[E], grad_weight: &m
                 *v = *v + src[j * d.og + o];
             }
         }
-    }
-}
-
-/// A read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
-#[derive(Clone, Copy)]
-struct Mat<'a, E> {
-    data: &'a [E],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, E> Mat<'a, E> {
-    fn row_major(data: &'a [E], cols: usize) -> Self {
-        Mat {
-            data,
-            rs: cols,
-            cs: 1,
-        }
-    }
-
-    fn col_major(data: &'a [E], rows: usize) -> Self {
-        Mat {
-            data,
-            rs: 1,
-            cs: rows,
-        }
-    }
-
-    /// Whether every element of a `rows x cols` matrix lies inside `data`.
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        fits(self.data.len(), self.rs, self.cs, rows, cols)
-    }
-}
-
-/// A writable matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
-struct MatMut<'a, E> {
-    data: &'a mut [E],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, E> MatMut<'a, E> {
-    fn row_major(data: &'a mut [E], cols: usize) -> Self {
-        MatMut {
-            data,
-            rs: cols,
-            cs: 1,
-        }
-    }
-
-    fn col_major(data: &'a mut [E], rows: usize) -> Self {
-        MatMut {
-            data,
-            rs: 1,
-            cs: rows,
-        }
-    }
-}
-
-/// Whether every element of a `rows x cols` matrix with strides `rs`, `cs` lies in `0..len`.
-fn fits(len: usize, rs: usize, cs: usize, rows: usize, cols: usize) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
-}
-
-/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`.
-#[allow(clippy::too_many_arguments)]
-fn matmul<E>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: MatMut<'_, E>,
-    accumulate: bool,
-    lhs: Mat<'_, E>,
-    rhs: Mat<'_, E>,
-    par: bool,
-) where
-    E: Float + 'static,
-{
-    // These checks are what makes the raw-pointer call below sound; they cost nothing
-    // next to the multiply itself.
-    assert!(
-        fits(dst.data.len(), dst.rs, dst.cs, m, n),
-        "conv2d: gemm destination too short"
-    );
-    assert!(lhs.fits(m, k), "conv2d: gemm lhs too short");
-    assert!(rhs.fits(k, n), "conv2d: gemm rhs too short");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                for c in 0..n {
-                    dst.data[r * dst.rs + c * dst.cs] = E::zero();
-                }
-            }
-        }
-        return;
-    }
-    let parallelism = if par {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
-    // SAFETY: the asserts above keep every element the strides address inside its slice;
-    // `dst` is borrowed mutably, so it cannot alias `lhs` or `rhs`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            dst.cs as isize,
-            dst.rs as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            E::one(),
-            E::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
     }
 }
 

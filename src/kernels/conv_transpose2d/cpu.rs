@@ -9,7 +9,7 @@
 //! im2col and needs two products, one for the input and one for the weight gradient.
 
 use super::ConvTranspose2dGeometry;
-use gemm::Parallelism;
+use crate::kernels::gemm::{matmul, Mat, MatMut};
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -461,120 +461,6 @@ fn im2col_channel<E: Float>(g: &ConvTranspose2dGeometry, plane: &[E], rows: &mut
 fn add_assign<E: Float>(acc: &mut [E], other: &[E]) {
     for (a, &b) in acc.iter_mut().zip(other) {
         *a = *a + b;
-    }
-}
-
-/// A read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
-#[derive(Clone, Copy)]
-struct Mat<'a, E> {
-    data: &'a [E],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, E> Mat<'a, E> {
-    fn row_major(data: &'a [E], cols: usize) -> Self {
-        Mat {
-            data,
-            rs: cols,
-            cs: 1,
-        }
-    }
-
-    fn col_major(data: &'a [E], rows: usize) -> Self {
-        Mat {
-            data,
-            rs: 1,
-            cs: rows,
-        }
-    }
-}
-
-/// A writable row-major matrix view: element `(r, c)` is `data[r * rs + c]`.
-struct MatMut<'a, E> {
-    data: &'a mut [E],
-    rs: usize,
-}
-
-impl<'a, E> MatMut<'a, E> {
-    fn row_major(data: &'a mut [E], cols: usize) -> Self {
-        MatMut { data, rs: cols }
-    }
-}
-
-/// Whether every element of a `rows x cols` matrix with strides `rs`, `cs` lies in `0..len`.
-fn fits(len: usize, rs: usize, cs: usize, rows: usize, cols: usize) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
-}
-
-/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`.
-#[allow(clippy::too_many_arguments)]
-fn matmul<E>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: MatMut<'_, E>,
-    accumulate: bool,
-    lhs: Mat<'_, E>,
-    rhs: Mat<'_, E>,
-    par: bool,
-) where
-    E: Float + 'static,
-{
-    // These checks make the raw-pointer call below sound; they cost nothing next to the
-    // product itself.
-    assert!(
-        fits(dst.data.len(), dst.rs, 1, m, n),
-        "conv_transpose2d: gemm destination too short"
-    );
-    assert!(
-        fits(lhs.data.len(), lhs.rs, lhs.cs, m, k),
-        "conv_transpose2d: gemm lhs too short"
-    );
-    assert!(
-        fits(rhs.data.len(), rhs.rs, rhs.cs, k, n),
-        "conv_transpose2d: gemm rhs too short"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                dst.data[r * dst.rs..][..n].fill(E::zero());
-            }
-        }
-        return;
-    }
-    let parallelism = if par {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
-    // SAFETY: the asserts above keep every addressed element inside its slice; `dst` is
-    // borrowed mutably, so it cannot alias `lhs` or `rhs`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            1,
-            dst.rs as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            E::one(),
-            E::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
     }
 }
 
