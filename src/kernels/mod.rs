@@ -13,8 +13,10 @@ pub mod conv2d;
 pub mod conv_transpose2d;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub(crate) mod dispatch;
 mod gemm;
 pub mod geometry;
+pub mod linear;
 pub mod pool2d;
 pub mod resample;
 
@@ -77,6 +79,18 @@ where
     let mut values = vec![E::default(); input.shape().num_elements()];
     input.copy_into(&mut values);
     Ok((input, tape, values))
+}
+
+/// The values of a tape-free CPU tensor in row-major order: one `memcpy` when it is
+/// contiguous (dfdx's `as_vec` walks an index iterator, several times slower).
+pub(crate) fn host_values<S: Shape, E: Dtype>(t: &Tensor<S, E, Cpu>) -> Result<Vec<E>, CpuError>
+where
+    Cpu: Device<E>,
+{
+    let t = t.clone().try_contiguous()?;
+    let mut values = vec![E::default(); t.shape().num_elements()];
+    t.copy_into(&mut values);
+    Ok(values)
 }
 
 /// What [`host_input`] returns: the input without its tape, the tape, and its values.

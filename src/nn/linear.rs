@@ -128,13 +128,7 @@ where
     fn try_forward(&self, x: Tensor<(B, F), E, D, T>) -> Result<Self::Output, D::Err> {
         const { <builder::Linear<IN, OUT> as ShapeInfer<(F,)>>::CHECK };
         let x = realize_features::<B, F, IN, E, D, T>(x);
-        let batch = x.shape().0;
-        let y = x.try_matmul(self.weight.retaped::<T>().try_permute()?)?;
-        let bias = self
-            .bias
-            .retaped::<T>()
-            .try_broadcast_like(&(batch, Const::<OUT>))?;
-        y.try_add(bias)
+        crate::kernels::linear::try_linear(x, &self.weight, &self.bias, false)
     }
 }
 

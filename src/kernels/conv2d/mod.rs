@@ -3,7 +3,7 @@
 pub mod composed;
 pub mod cpu;
 
-use super::{accumulate, host_input, Conv2dGeometry};
+use super::{accumulate, host_input, host_values, Conv2dGeometry};
 use dfdx::prelude::{Cpu, Device, Dtype, PutTape, Shape, Tape, Tensor, TensorFromVec};
 
 /// A device that can run a 2-D convolution with autodiff.
@@ -55,8 +55,8 @@ macro_rules! cpu_conv2d_impl {
             ) -> Result<Tensor<O, $dtype, Self, T>, Self::Err> {
                 let g = geometry;
                 let (input, mut tape, x) = host_input(input)?;
-                let w = weight.as_vec();
-                let b = bias.as_vec();
+                let w = host_values(weight)?;
+                let b = host_values(bias)?;
                 let mut y = vec![0.0; out_shape.num_elements()];
                 cpu::conv2d_forward(&g, &x, &w, &b, &mut y);
                 let out = input.device().try_tensor_from_vec(y, out_shape)?;

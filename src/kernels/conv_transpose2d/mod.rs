@@ -4,7 +4,7 @@
 pub mod composed;
 pub mod cpu;
 
-use super::{accumulate, host_input};
+use super::{accumulate, host_input, host_values};
 use dfdx::prelude::{
     Cpu, CpuError, Device, Dtype, HasShape, PutTape, Shape, Tape, Tensor, TensorFromVec,
 };
@@ -140,8 +140,8 @@ macro_rules! cpu_conv_transpose2d_impl {
                     return Err(CpuError::WrongNumElements);
                 }
                 let (input, mut tape, x) = host_input(input)?;
-                let w = weight.as_vec();
-                let b = bias.as_vec();
+                let w = host_values(weight)?;
+                let b = host_values(bias)?;
                 let mut y = vec![0.0; out_shape.num_elements()];
                 cpu::conv_transpose2d_forward(&g, &x, &w, &b, &mut y);
                 let out = input.device().try_tensor_from_vec(y, out_shape)?;
