@@ -9,6 +9,52 @@
 
 use std::any::Any;
 
+use std::cell::Cell;
+
+thread_local! {
+    /// Whether ops on this thread may take the CPU kernels; see [`with_composed_ops`].
+    static CPU_KERNELS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` with the CPU kernels switched off on this thread: every op that picks its
+/// version at run time (`linear`, `attention`, `layer_norm`, ...) takes its composition of
+/// dfdx ops, the version CUDA runs. For tests and comparisons; the
+/// backward ops recorded in `f` keep the version their forward took.
+///
+/// # Shapes
+/// Not an op; `f` is whatever the caller runs.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::kernels::with_composed_ops;
+/// let dev = Cpu::default();
+/// let fc = dev.build_module::<Linear<3, 2>, f64>();
+/// let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
+/// let kernel = fc.forward(x.clone()).as_vec();
+/// let composed = with_composed_ops(|| fc.forward(x)).as_vec();
+/// assert!(kernel.iter().zip(&composed).all(|(a, b)| (a - b).abs() < 1e-12));
+/// ```
+pub fn with_composed_ops<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the previous setting even if `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CPU_KERNELS.with(|k| k.set(self.0));
+        }
+    }
+    let _restore = Restore(CPU_KERNELS.with(|k| k.replace(false)));
+    f()
+}
+
+/// Whether the CPU kernels take dtype `E` on device `D`: `Cpu` in f32 or f64, unless
+/// [`with_composed_ops`] switched them off on this thread.
+pub(crate) fn has_cpu_kernel<E: 'static, D: 'static>() -> bool {
+    use std::any::TypeId;
+    CPU_KERNELS.with(|k| k.get())
+        && TypeId::of::<D>() == TypeId::of::<dfdx::prelude::Cpu>()
+        && (TypeId::of::<E>() == TypeId::of::<f32>() || TypeId::of::<E>() == TypeId::of::<f64>())
+}
+
 /// `x` as a `Y`, when `X` and `Y` are the same type; `Err(x)` otherwise.
 pub(crate) fn cast<X: 'static, Y: 'static>(x: X) -> Result<Y, X> {
     let mut slot = Some(x);

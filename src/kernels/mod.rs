@@ -9,13 +9,15 @@
 //! op from dfdx ops that already run on every device (gather + matmul, window
 //! reductions), so dfdx's own autodiff differentiates them; the CUDA device uses them.
 
+pub mod attention;
 pub mod conv2d;
 pub mod conv_transpose2d;
 #[cfg(feature = "cuda")]
 mod cuda;
-pub(crate) mod dispatch;
+pub mod dispatch;
 mod gemm;
 pub mod geometry;
+pub mod layer_norm;
 pub mod linear;
 pub mod pool2d;
 pub mod resample;
@@ -26,6 +28,7 @@ use dfdx::prelude::{
 
 pub use conv2d::Conv2dKernel;
 pub use conv_transpose2d::{ConvTranspose2dGeometry, ConvTranspose2dKernel};
+pub use dispatch::with_composed_ops;
 pub use geometry::{Conv2dGeometry, Pool2dGeometry};
 pub use pool2d::{Pool2dKernel, PoolKind};
 pub use resample::{Resample2dKernel, ResampleAxis};

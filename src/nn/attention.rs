@@ -208,41 +208,30 @@ impl<const D_MODEL: usize, const HEADS: usize, S: StaticDim, F: StaticDim> Shape
     }
 }
 
-/// `x W^T + b` over the last dim of a `(B, S, IN)` tensor.
-pub(crate) fn linear_last<B, S, const IN: usize, const OUT: usize, E, D, T>(
+/// `x W^T + b` over the last dim of a `(B, S, IN)` tensor, with rows `first..first + OUT`
+/// of `weight` and `bias` (attention's packed `in_proj`, or a whole `out_proj`).
+pub(crate) fn linear_last<B, S, WR, const IN: usize, const OUT: usize, E, D, T>(
     x: Tensor<(B, S, Const<IN>), E, D, T>,
-    weight: Tensor<Rank2<OUT, IN>, E, D, T>,
-    bias: Tensor<Rank1<OUT>, E, D, T>,
+    weight: &Tensor<(WR, Const<IN>), E, D>,
+    bias: &Tensor<(WR,), E, D>,
+    first: usize,
+    relu: bool,
 ) -> Result<Tensor<(B, S, Const<OUT>), E, D, T>, D::Err>
 where
     B: Dim,
     S: Dim,
+    WR: Dim,
     E: Dtype,
     D: Device<E>,
-    T: Tape<E, D> + Merge<T>,
+    T: Tape<E, D>,
 {
     let (b, s, _) = *x.shape();
-    let y = x.try_matmul(weight.try_permute::<_, Axes2<1, 0>>()?)?;
-    y.try_add(bias.try_broadcast_like::<_, Axes2<0, 1>>(&(b, s, Const::<OUT>))?)
-}
-
-/// Relabels a dim that is known to have size `N` as `Const<N>`.
-fn realize_rows<const N: usize, const M: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>(
-    x: Tensor<(usize, Const<M>), E, D, T>,
-) -> Tensor<Rank2<N, M>, E, D, T> {
-    match x.try_realize::<Rank2<N, M>>() {
-        Ok(x) => x,
-        Err(_) => unreachable!("the slice has exactly N rows"),
-    }
-}
-
-fn realize_len<const N: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>(
-    x: Tensor<(usize,), E, D, T>,
-) -> Tensor<Rank1<N>, E, D, T> {
-    match x.try_realize::<Rank1<N>>() {
-        Ok(x) => x,
-        Err(_) => unreachable!("the slice has exactly N elements"),
-    }
+    // One (B * S, IN) product rather than a broadcast batched one.
+    let flat = x.try_reshape_like(&(b.size() * s.size(), Const::<IN>))?;
+    let y = crate::kernels::linear::try_linear_rows::<_, _, IN, OUT, _, _, _>(
+        flat, weight, bias, first, relu,
+    )?;
+    y.try_reshape_like(&(b, s, Const::<OUT>))
 }
 
 impl<const D_MODEL: usize, const HEADS: usize, E, D> MultiHeadAttention<D_MODEL, HEADS, E, D>
@@ -257,13 +246,21 @@ where
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
         part: usize,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
-        let rows = part * D_MODEL..(part + 1) * D_MODEL;
-        let weight = self
-            .in_proj_weight
-            .retaped::<T>()
-            .try_slice((rows.clone(), ..))?;
-        let bias = self.in_proj_bias.retaped::<T>().try_slice((rows,))?;
-        linear_last(x, realize_rows(weight), realize_len(bias))
+        linear_last(
+            x,
+            &self.in_proj_weight,
+            &self.in_proj_bias,
+            part * D_MODEL,
+            false,
+        )
+    }
+
+    /// `out_proj` on the attended tokens.
+    fn out_project<B: Dim, S: Dim, T: Tape<E, D>>(
+        &self,
+        tokens: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
+    ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
+        linear_last(tokens, &self.out_proj.weight, &self.out_proj.bias, 0, false)
     }
 
     /// Attention of `query` over `key`/`value`, with `dropout` on the attention weights.
@@ -298,6 +295,14 @@ where
         let dev = query.device().clone();
 
         let q = self.project(query, 0)?;
+        if dropout <= 0.0 && crate::kernels::attention::applies::<E, D>() {
+            let k = self.project(key, 1)?;
+            let v = self.project(value, 2)?;
+            let tokens =
+                crate::kernels::attention::try_attention(q, k, v, HEADS, key_padding_mask, causal)?
+                    .expect("the kernel applies to this device and dtype");
+            return self.out_project(tokens);
+        }
         let q = q
             .try_reshape_like(&(batch, s1, HEADS, head_dim))?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?;
@@ -329,11 +334,7 @@ where
             .try_matmul(v)?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?
             .try_reshape_like(&(batch, s1, Const::<D_MODEL>))?;
-        linear_last(
-            tokens,
-            self.out_proj.weight.retaped::<T>(),
-            self.out_proj.bias.retaped::<T>(),
-        )
+        self.out_project(tokens)
     }
 
     /// Attention of `query` over `key` and `value` (PyTorch's `mha(query, key, value,

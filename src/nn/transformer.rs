@@ -262,18 +262,30 @@ impl<const D_MODEL: usize, E: Dtype, D: Device<E>> LayerNorm<D_MODEL, E, D> {
         &self,
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
-        let shape = *x.shape();
-        let x = x.try_normalize::<Axis<2>>(self.eps)?;
-        let x = x.try_mul(
-            self.weight
-                .retaped::<T>()
-                .try_broadcast_like::<_, Axes2<0, 1>>(&shape)?,
+        self.add_norm3::<B, S, T, NoneTape>(x, None)
+    }
+
+    /// Normalises the last dim of `a + b` (a residual sum), or of `a`, in one op.
+    pub(crate) fn add_norm3<B: Dim, S: Dim, T: Tape<E, D> + Merge<T2>, T2: Tape<E, D>>(
+        &self,
+        a: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
+        b: Option<Tensor<(B, S, Const<D_MODEL>), E, D, T2>>,
+    ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
+        let shape = *a.shape();
+        let rows = (shape.0.size() * shape.1.size(), Const::<D_MODEL>);
+        let a = a.try_reshape_like(&rows)?;
+        let b = match b {
+            Some(b) => Some(b.try_reshape_like(&rows)?),
+            None => None,
+        };
+        let y = crate::kernels::layer_norm::try_add_layer_norm(
+            a,
+            b,
+            &self.weight,
+            &self.bias,
+            self.eps,
         )?;
-        x.try_add(
-            self.bias
-                .retaped::<T>()
-                .try_broadcast_like::<_, Axes2<0, 1>>(&shape)?,
-        )
+        y.try_reshape_like(&shape)
     }
 }
 
@@ -472,9 +484,11 @@ where
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
         dropout: f64,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
-        // `Linear` takes `(B, S, F)` sequences itself (one `(B * S, F)` matmul).
-        let h = self.linear1.try_forward(x)?;
-        let h = maybe_dropout(h.try_relu()?, dropout)?;
+        // The ReLU runs inside linear1's kernel, in the pass that writes its output.
+        let w1 = &self.linear1;
+        let h: Tensor<(B, S, Const<FEED_FORWARD>), E, D, T> =
+            crate::nn::attention::linear_last(x, &w1.weight, &w1.bias, 0, true)?;
+        let h = maybe_dropout(h, dropout)?;
         self.linear2.try_forward(h)
     }
 
@@ -509,10 +523,10 @@ where
             let h = self
                 .self_attn
                 .self_attention(branch, key_padding_mask, causal, p)?;
-            let x = self.norm1.norm3(maybe_dropout(h, p)?.try_add(x)?)?;
+            let x = self.norm1.add_norm3(maybe_dropout(h, p)?, Some(x))?;
             let (x, tape) = x.split_tape();
             let h = self.feed_forward(x.clone().put_tape(tape), p)?;
-            self.norm2.norm3(maybe_dropout(h, p)?.try_add(x)?)
+            self.norm2.add_norm3(maybe_dropout(h, p)?, Some(x))
         }
     }
 

@@ -8,13 +8,13 @@
 
 pub mod cpu;
 
-use crate::kernels::dispatch::{cast, cast_mut, cast_ref, same};
+use crate::kernels::dispatch::{cast, cast_mut, cast_ref, has_cpu_kernel, same};
 use crate::kernels::host_values;
 use cpu::LinearDims;
 use dfdx::prelude::{
     Axes2, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, Gradients, HasShape, NoneTape,
-    PermuteTo, PutTape, Rank1, Rank2, ReshapeTo, SplitTape, Storage, Tape, Tensor, TensorFromVec,
-    TryAdd, TryMatMul,
+    PermuteTo, PutTape, Rank1, Rank2, RealizeTo, ReshapeTo, SplitTape, Storage, Tape, Tensor,
+    TensorFromVec, TryAdd, TryMatMul,
 };
 
 /// `x W^T + b` with PyTorch's layouts, then `max(., 0)` when `relu`, on `x`'s tape.
@@ -46,16 +46,69 @@ where
     D: Device<E>,
     T: Tape<E, D>,
 {
+    try_linear_rows(x, weight, bias, 0, relu)
+}
+
+/// [`try_linear`] with rows `first..first + OUT` of a larger `weight` and `bias`, as
+/// attention's query, key and value projections use their packed `in_proj` tensors; the
+/// gradients land in those rows.
+pub(crate) fn try_linear_rows<R, WR, const IN: usize, const OUT: usize, E, D, T>(
+    x: Tensor<(R, Const<IN>), E, D, T>,
+    weight: &Tensor<(WR, Const<IN>), E, D>,
+    bias: &Tensor<(WR,), E, D>,
+    first: usize,
+    relu: bool,
+) -> Result<Rows<R, OUT, E, D, T>, D::Err>
+where
+    R: Dim,
+    WR: Dim,
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D>,
+{
+    assert!(
+        first + OUT <= weight.shape().0.size(),
+        "linear: rows {first}..{} of a weight with {} rows",
+        first + OUT,
+        weight.shape().0.size()
+    );
     let (x, tape) = x.split_tape();
-    let x = match cast::<_, Tensor<(R, Const<IN>), f32, Cpu>>(x) {
-        Ok(x) => return on_cpu(x, weight, bias, relu, tape),
-        Err(x) => x,
+    if has_cpu_kernel::<E, D>() {
+        let x = match cast::<_, Tensor<(R, Const<IN>), f32, Cpu>>(x) {
+            Ok(x) => return on_cpu(x, weight, bias, first, relu, tape),
+            Err(x) => x,
+        };
+        let x: Tensor<(R, Const<IN>), f64, Cpu> = same(x);
+        return on_cpu(x, weight, bias, first, relu, tape);
+    }
+    let x = x.put_tape(tape);
+    if first == 0 && weight.shape().0.size() == OUT {
+        // The whole weight: relabel it, zero-copy.
+        let w = weight.clone().try_realize::<Rank2<OUT, IN>>();
+        let b = bias.clone().try_realize::<Rank1<OUT>>();
+        if let (Ok(w), Ok(b)) = (w, b) {
+            return try_linear_composed(x, &w, &b, relu);
+        }
+    }
+    // A slice of the rows on the tape, so its gradient reaches the whole tensors.
+    let rows = first..first + OUT;
+    let w = weight.retaped::<T>().try_slice((rows.clone(), ..))?;
+    let b = bias.retaped::<T>().try_slice((rows,))?;
+    let (w, b) = match (
+        w.try_realize::<Rank2<OUT, IN>>(),
+        b.try_realize::<Rank1<OUT>>(),
+    ) {
+        (Ok(w), Ok(b)) => (w, b),
+        _ => unreachable!("the slices have OUT rows"),
     };
-    let x = match cast::<_, Tensor<(R, Const<IN>), f64, Cpu>>(x) {
-        Ok(x) => return on_cpu(x, weight, bias, relu, tape),
-        Err(x) => x,
-    };
-    try_linear_composed(x.put_tape(tape), weight, bias, relu)
+    let n = x.shape().0;
+    let y = x.try_matmul(w.try_permute::<_, Axes2<1, 0>>()?)?;
+    let y = y.try_add(b.try_broadcast_like(&(n, Const::<OUT>))?)?;
+    if relu {
+        y.try_relu()
+    } else {
+        Ok(y)
+    }
 }
 
 /// [`try_linear`] composed from dfdx's matmul, broadcast add and ReLU, which run and are
@@ -101,10 +154,11 @@ where
 }
 
 /// The CPU kernel for `x` already known to be on `Cpu` in dtype `F` (so `E = F`, `D = Cpu`).
-fn on_cpu<F, R, const IN: usize, const OUT: usize, E, D, T>(
+fn on_cpu<F, R, WR, const IN: usize, const OUT: usize, E, D, T>(
     x: Tensor<(R, Const<IN>), F, Cpu>,
-    weight: &Tensor<Rank2<OUT, IN>, E, D>,
-    bias: &Tensor<Rank1<OUT>, E, D>,
+    weight: &Tensor<(WR, Const<IN>), E, D>,
+    bias: &Tensor<(WR,), E, D>,
+    first: usize,
     relu: bool,
     mut tape: T,
 ) -> Result<Rows<R, OUT, E, D, T>, D::Err>
@@ -113,15 +167,18 @@ where
     Cpu: Device<F>,
     <Cpu as Storage<F>>::Vec: std::ops::DerefMut<Target = Vec<F>>,
     R: Dim,
+    WR: Dim,
     E: Dtype,
     D: Device<E>,
     T: Tape<E, D>,
 {
-    let weight: &Tensor<Rank2<OUT, IN>, F, Cpu> =
+    let weight: &Tensor<(WR, Const<IN>), F, Cpu> =
         cast_ref(weight).expect("the weight is on the input's device, in its dtype");
-    let bias: &Tensor<Rank1<OUT>, F, Cpu> =
+    let bias: &Tensor<(WR,), F, Cpu> =
         cast_ref(bias).expect("the bias is on the input's device, in its dtype");
-    let (out, backward) = cpu_forward(x, weight, bias, relu, T::OWNS_TAPE).map_err(same)?;
+    let (out, backward) =
+        cpu_forward::<F, R, WR, IN, OUT>(x, weight, bias, first, relu, T::OWNS_TAPE)
+            .map_err(same)?;
     if let Some(backward) = backward {
         tape.add_backward_op(move |grads: &mut Gradients<E, D>| {
             let grads: &mut Gradients<F, Cpu> =
@@ -152,10 +209,11 @@ type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuEr
 type CpuForward<R, const OUT: usize, F> = (Rows<R, OUT, F, Cpu>, Option<CpuBackward<F>>);
 
 /// Runs the forward kernel; returns the output and, when `taped`, its backward op.
-fn cpu_forward<F, R, const IN: usize, const OUT: usize>(
+fn cpu_forward<F, R, WR, const IN: usize, const OUT: usize>(
     x: Tensor<(R, Const<IN>), F, Cpu>,
-    weight: &Tensor<Rank2<OUT, IN>, F, Cpu>,
-    bias: &Tensor<Rank1<OUT>, F, Cpu>,
+    weight: &Tensor<(WR, Const<IN>), F, Cpu>,
+    bias: &Tensor<(WR,), F, Cpu>,
+    first: usize,
     relu: bool,
     taped: bool,
 ) -> Result<CpuForward<R, OUT, F>, CpuError>
@@ -164,6 +222,7 @@ where
     Cpu: Device<F>,
     <Cpu as Storage<F>>::Vec: std::ops::DerefMut<Target = Vec<F>>,
     R: Dim,
+    WR: Dim,
 {
     let rows = x.shape().0;
     let d = LinearDims {
@@ -175,8 +234,9 @@ where
     let x = x.try_contiguous()?;
     let mut xv = vec![F::default(); d.rows * IN];
     x.copy_into(&mut xv);
-    let w = host_values(weight)?;
-    let b = host_values(bias)?;
+    let (w_rows, b_rows) = (first * IN..(first + OUT) * IN, first..first + OUT);
+    let w = host_values(weight)?[w_rows.clone()].to_vec();
+    let b = host_values(bias)?[b_rows.clone()].to_vec();
     let mut y = vec![F::default(); d.rows * OUT];
     cpu::linear_forward(d, &xv, &w, &b, relu, &mut y);
     let saved_y = (taped && relu).then(|| y.clone());
@@ -192,8 +252,9 @@ where
             cpu::relu_backward_in_place(y, &mut gy);
         }
         cpu::linear_backward_input(d, &w, &gy, grads.get_or_alloc_mut(&x_id)?);
-        cpu::linear_backward_weight(d, &xv, &gy, grads.get_or_alloc_mut(&weight)?);
-        cpu::linear_backward_bias(d, &gy, grads.get_or_alloc_mut(&bias)?);
+        let grad_w = &mut grads.get_or_alloc_mut(&weight)?[w_rows];
+        cpu::linear_backward_weight(d, &xv, &gy, grad_w);
+        cpu::linear_backward_bias(d, &gy, &mut grads.get_or_alloc_mut(&bias)?[b_rows]);
         Ok(())
     });
     Ok((out, Some(backward)))
