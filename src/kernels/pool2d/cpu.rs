@@ -215,6 +215,9 @@ fn max_plane<E: Float>(
     argmax: &mut [u32],
     base: usize,
 ) {
+    if g.kernel == 2 && g.stride == 2 && g.padding == 0 {
+        return max_plane_2x2(g, input, out, argmax, base);
+    }
     for oh in 0..g.out_height {
         let (h0, h1) = window(oh, g, g.in_height);
         for (ow, &(w0, w1)) in col_windows.iter().enumerate() {
@@ -241,6 +244,41 @@ fn max_plane<E: Float>(
             // The input length was checked to fit u32 in debug builds; `as` only matters
             // for inputs over 4G elements, which the caller never creates.
             argmax[i] = (base + best_at) as u32;
+        }
+    }
+}
+
+/// [`max_plane`] for the common 2x2 window with stride 2 and no padding (LeNet's, VGG's):
+/// four taps at known offsets, with no window arithmetic per output.
+fn max_plane_2x2<E: Float>(
+    g: &Pool2dGeometry,
+    input: &[E],
+    out: &mut [E],
+    argmax: &mut [u32],
+    base: usize,
+) {
+    let w = g.in_width;
+    for (oh, (out_row, arg_row)) in out
+        .chunks_exact_mut(g.out_width)
+        .zip(argmax.chunks_exact_mut(g.out_width))
+        .enumerate()
+        .take(g.out_height)
+    {
+        let top = 2 * oh * w;
+        for (ow, (o, a)) in out_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
+            let first = top + 2 * ow;
+            let (mut best, mut best_at) = (input[first], first);
+            // The same order and rule as `max_plane`: row by row, strictly greater, and a
+            // NaN wins over a number but not over an earlier NaN.
+            for at in [first + 1, first + w, first + w + 1] {
+                let v = input[at];
+                // Selects, not branches: on real data the winner's position is random.
+                let take = (v > best) | (v.is_nan() & !best.is_nan());
+                best = if take { v } else { best };
+                best_at = if take { at } else { best_at };
+            }
+            *o = best;
+            *a = (base + best_at) as u32;
         }
     }
 }
