@@ -5,6 +5,7 @@
 //! named); `../shared/bench-peers/side_by_side.sh` runs each in its own process beside PyTorch.
 
 use shapesafe::models::LeNet5;
+use shapesafe::nn::loss::cross_entropy;
 use shapesafe::optim::{Adam, Sgd};
 use shapesafe::prelude::*;
 use std::time::Instant;
@@ -72,7 +73,7 @@ const SGD: SgdConfig = SgdConfig {
 };
 
 /// One-hot targets for `B` random labels of 10 classes: PyTorch's integer targets as the
-/// probability targets `cross_entropy_with_logits_loss` takes.
+/// probability targets shapesafe's `cross_entropy` takes.
 fn one_hot<const B: usize>(dev: &Cpu) -> Tensor<Rank2<B, 10>, f32, Cpu> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
@@ -94,7 +95,7 @@ macro_rules! train_ce {
         move || {
             let taken = grads.take().expect("gradients are put back every step");
             let logits = model.forward_mut(x.clone().traced(taken));
-            let mut g = cross_entropy_with_logits_loss(logits, y.clone()).backward();
+            let mut g = cross_entropy(logits, y.clone()).backward();
             opt.update(&mut model, &g)
                 .expect("every parameter has a gradient");
             model.zero_grads(&mut g);

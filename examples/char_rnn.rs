@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shapesafe::data::{data_dir, CharText, SHAKESPEARE_FILE};
 use shapesafe::device::DeviceKind;
+use shapesafe::nn::loss::cross_entropy;
 use shapesafe::optim::clip_grad_norm;
 use shapesafe::prelude::*;
 use shapesafe::{Error, Result};
@@ -102,7 +103,7 @@ fn evaluate<D: KernelDevice<f32>>(model: &Model<D>, text: &CharText, dev: &D) ->
     let (mut total, mut count) = (0.0, 0);
     for windows in text.batches(SEQUENCE, 256, None, false)? {
         let (x, y) = text.one_hot_batch::<SEQUENCE, VOCAB, _>(&windows, dev)?;
-        let loss = cross_entropy_with_logits_loss(model.forward(x), y);
+        let loss = cross_entropy(model.forward(x), y);
         total += f64::from(loss.as_vec()[0]) * windows.len() as f64;
         count += windows.len();
     }
@@ -191,7 +192,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
         for (i, windows) in batches.iter().enumerate() {
             let (x, y) = train.one_hot_batch::<SEQUENCE, VOCAB, _>(windows, &dev)?;
             let logits = model.forward_mut(x.traced(grads));
-            let loss = cross_entropy_with_logits_loss(logits, y);
+            let loss = cross_entropy(logits, y);
             let value = f64::from(loss.as_vec()[0]);
             if !value.is_finite() {
                 return Err(Error::NonFinite {

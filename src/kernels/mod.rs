@@ -12,6 +12,7 @@
 pub mod attention;
 pub mod conv2d;
 pub mod conv_transpose2d;
+pub mod cross_entropy;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod dispatch;

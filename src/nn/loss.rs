@@ -88,7 +88,11 @@ pub fn cross_entropy<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     logits: Tensor<S, E, D, T>,
     targets: Tensor<S, E, D>,
 ) -> Tensor<Rank0, E, D, T> {
-    dfdx::losses::cross_entropy_with_logits_loss(logits, targets)
+    // One fused op on the CPU; dfdx's composition elsewhere.
+    match crate::kernels::cross_entropy::try_cross_entropy(logits, targets) {
+        Ok(loss) => loss.unwrap_or_else(|e| panic!("cross_entropy: device error: {e:?}")),
+        Err((logits, targets)) => dfdx::losses::cross_entropy_with_logits_loss(logits, targets),
+    }
 }
 
 /// Kullback-Leibler divergence `KL(targets || exp(log_probs))` with PyTorch's

@@ -1,6 +1,7 @@
 //! One epoch of classifier training and an evaluation pass over a split.
 
 use crate::data::{Batcher, DynImageBatch, ImageBatch, MnistSplit};
+use crate::nn::loss::cross_entropy;
 use crate::{Error, Result};
 use dfdx::prelude::*;
 use std::time::Instant;
@@ -96,7 +97,7 @@ where
         let logits = model
             .try_forward_mut(images.traced(grads))
             .map_err(device_error)?;
-        let loss = cross_entropy_with_logits_loss(logits, targets);
+        let loss = cross_entropy(logits, targets);
         total += loss.as_vec()[0];
         grads = loss.backward();
         optimizer
@@ -141,13 +142,12 @@ where
         let (images, targets, labels) = batch?;
         let logits = model.try_forward(images).map_err(device_error)?;
         correct += count_correct(&logits, &labels);
-        loss_sum += cross_entropy_with_logits_loss(logits, targets).as_vec()[0] as f64 * B as f64;
+        loss_sum += cross_entropy(logits, targets).as_vec()[0] as f64 * B as f64;
     }
     if let Some((images, targets, labels)) = batcher.tail::<B, D>(dev)? {
         let logits = model.try_forward(images).map_err(device_error)?;
         correct += count_correct(&logits, &labels);
-        loss_sum += cross_entropy_with_logits_loss(logits, targets).as_vec()[0] as f64
-            * labels.len() as f64;
+        loss_sum += cross_entropy(logits, targets).as_vec()[0] as f64 * labels.len() as f64;
     }
     let n = split.len().max(1) as f64;
     Ok(Evaluation {

@@ -6,6 +6,7 @@ use super::{
     EarlyStopping, EpochRecord, History, LearningRate, LrSchedule, TrainingState,
 };
 use crate::data::{Batchable, DataLoader, Dataset};
+use crate::nn::loss::cross_entropy;
 use crate::optim::{add_l1, add_l2, clip_grad_norm, first_non_finite_grad, OptimizerState};
 use crate::shape::Summary;
 use crate::{Error, Result};
@@ -176,8 +177,7 @@ where
                 .map_err(|e| Error::Device(format!("{e:?}")))?;
             let values = logits.as_vec();
             let n = batch.labels.len();
-            loss_sum +=
-                cross_entropy_with_logits_loss(logits, batch.targets).as_vec()[0] as f64 * n as f64;
+            loss_sum += cross_entropy(logits, batch.targets).as_vec()[0] as f64 * n as f64;
             for (row, &label) in values.chunks(classes).zip(&batch.labels) {
                 confusion.add(label, argmax(row).unwrap_or(0));
                 top_k += in_top_k(row, label, self.config.top_k) as usize;
@@ -242,7 +242,7 @@ where
                     .try_forward_mut(batch.inputs.traced(grads))
                     .map_err(device_error)?;
                 let values = logits.as_vec();
-                let loss = cross_entropy_with_logits_loss(logits, batch.targets);
+                let loss = cross_entropy(logits, batch.targets);
                 let loss_value = loss.as_vec()[0] as f64;
                 let step = self.steps_done + 1;
                 if !loss_value.is_finite() {
