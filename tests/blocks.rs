@@ -346,6 +346,64 @@ fn batchnorm_gradients_match_finite_differences() {
 }
 
 #[test]
+fn batchnorm_kernel_equals_its_composed_version() {
+    // The CPU kernel against dfdx's composition (the CUDA version): outputs, running
+    // statistics over three training steps, and the input and parameter gradients.
+    use shapesafe::kernels::with_composed_ops;
+    const C: usize = 3;
+    let dev = TestDevice::default();
+    let mut fast = dev.build_module::<BatchNorm2d<C>, f64>();
+    randomise(&mut fast.weight, 11);
+    randomise(&mut fast.bias, 12);
+    let mut slow = fast.clone();
+    let mut r = rng(13);
+    for step in 0..3 {
+        let x: Tensor<(usize, Const<C>, Const<4>, Const<5>), f64, _> =
+            dev.tensor_from_vec(random_vec(&mut r, 2 * C * 20), (2, Const, Const, Const));
+        let w = dev.tensor_from_vec(output_weights(2 * C * 20), *x.shape());
+        let run = |m: &mut shapesafe::nn::modules::BatchNorm2d<C, f64, TestDevice>, train: bool| {
+            let y = if train {
+                m.forward_mut(x.leaky_trace())
+            } else {
+                m.forward(x.leaky_trace())
+            };
+            let out = y.as_vec();
+            let g = (y * w.clone()).sum().backward();
+            [
+                out,
+                g.get(&x).as_vec(),
+                g.get(&m.weight).as_vec(),
+                g.get(&m.bias).as_vec(),
+            ]
+        };
+        for train in [true, false] {
+            let a = run(&mut fast, train);
+            let b = with_composed_ops(|| run(&mut slow, train));
+            for (k, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert_close(
+                    &format!("step {step} train {train}: tensor {k}"),
+                    p,
+                    q,
+                    F64_TIGHT,
+                );
+            }
+        }
+        assert_close(
+            "running mean",
+            &fast.running_mean.as_vec(),
+            &slow.running_mean.as_vec(),
+            F64_TIGHT,
+        );
+        assert_close(
+            "running var",
+            &fast.running_var.as_vec(),
+            &slow.running_var.as_vec(),
+            F64_TIGHT,
+        );
+    }
+}
+
+#[test]
 #[should_panic(expected = "Expected more than 1 value per channel when training")]
 fn batchnorm_training_on_one_value_per_channel_panics_like_pytorch() {
     let dev = TestDevice::default();

@@ -10,6 +10,7 @@
 //! reductions), so dfdx's own autodiff differentiates them; the CUDA device uses them.
 
 pub mod attention;
+pub mod batch_norm;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod cross_entropy;

@@ -1,5 +1,6 @@
 //! `BatchNorm2d`: batch normalisation over `(B, H, W)` per channel, PyTorch's train and eval modes.
 
+use crate::kernels::batch_norm::{cpu::BatchNormDims, try_batch_norm};
 use crate::shape::{batchnorm2d_name, check_batchnorm2d, ShapeInfer, StaticDim};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, ModuleMut};
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
@@ -175,6 +176,15 @@ type Images<B, C, H, W, E, D, T> = Tensor<(B, C, H, W), E, D, T>;
 /// A batch of images, or the device's error.
 type Normalised<B, C, H, W, E, D, T> = Result<Images<B, C, H, W, E, D, T>, <D as HasErr>::Err>;
 
+/// The kernel's view of a `(B, C, H, W)` input.
+fn dims<B: Dim, C: Dim, H: Dim, W: Dim>(shape: &(B, C, H, W)) -> BatchNormDims {
+    BatchNormDims {
+        batch: shape.0.size(),
+        channels: shape.1.size(),
+        plane: shape.2.size() * shape.3.size(),
+    }
+}
+
 impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> {
     fn scalar(&self, value: f64) -> E {
         E::from_f64(value).unwrap_or_default()
@@ -196,6 +206,12 @@ impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> 
         x: Images<B, C, H, W, E, D, T>,
     ) -> Normalised<B, C, H, W, E, D, T> {
         const { <builder::BatchNorm2d<CHANNELS> as ShapeInfer<(C, H, W)>>::CHECK };
+        let running = Some((&self.running_mean, &self.running_var));
+        let d = dims(x.shape());
+        let x = match try_batch_norm(x, d, &self.weight, &self.bias, self.epsilon, running) {
+            Ok(y) => return y.map(|(y, _)| y),
+            Err(x) => x,
+        };
         let shape = *x.shape();
         let std = self
             .running_var
@@ -227,6 +243,22 @@ impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> 
             H::SIZE,
             W::SIZE
         );
+        let x = match try_batch_norm(
+            x,
+            dims(&shape),
+            &self.weight,
+            &self.bias,
+            self.epsilon,
+            None,
+        ) {
+            Ok(y) => {
+                let (y, stats) = y?;
+                let (mean, var) = stats.expect("training mode returns the batch statistics");
+                self.update_running(mean, var, count)?;
+                return Ok(y);
+            }
+            Err(x) => x,
+        };
         let mean = x.retaped::<T>().try_mean::<(C,), Spatial>()?;
         let batch_mean = mean.retaped::<NoneTape>();
         let centered = x.try_sub(mean.try_broadcast_like::<_, Spatial>(&shape)?)?;
@@ -247,13 +279,24 @@ impl<const CHANNELS: usize, E: Dtype, D: Device<E>> BatchNorm2d<CHANNELS, E, D> 
             Ok(t) => t,
             Err(_) => unreachable!("BatchNorm2d's compile-time check guarantees the channels"),
         };
+        self.update_running(to_channels(batch_mean), to_channels(batch_var), count)?;
+        Ok(y)
+    }
+
+    /// PyTorch's running update from a batch of `count` values per channel, with the
+    /// unbiased variance.
+    fn update_running(
+        &mut self,
+        batch_mean: Tensor<Rank1<CHANNELS>, E, D>,
+        batch_var: Tensor<Rank1<CHANNELS>, E, D>,
+        count: usize,
+    ) -> Result<(), D::Err> {
         let momentum = self.momentum;
         let unbiased = count as f64 / (count - 1) as f64;
         self.running_mean
-            .try_axpy(1.0 - momentum, &to_channels(batch_mean), momentum)?;
+            .try_axpy(1.0 - momentum, &batch_mean, momentum)?;
         self.running_var
-            .try_axpy(1.0 - momentum, &to_channels(batch_var), momentum * unbiased)?;
-        Ok(y)
+            .try_axpy(1.0 - momentum, &batch_var, momentum * unbiased)
     }
 }
 
