@@ -72,7 +72,7 @@ pub(crate) fn matmul<E>(
     m: usize,
     n: usize,
     k: usize,
-    dst: MatMut<'_, E>,
+    #[allow(unused_mut)] mut dst: MatMut<'_, E>,
     accumulate: bool,
     lhs: Mat<'_, E>,
     rhs: Mat<'_, E>,
@@ -107,6 +107,10 @@ pub(crate) fn matmul<E>(
         }
         return;
     }
+    #[cfg(feature = "openblas")]
+    if par && blas::matmul(m, n, k, &mut dst, accumulate, &lhs, &rhs) {
+        return;
+    }
     let parallelism = if par {
         Parallelism::Rayon(0)
     } else {
@@ -136,5 +140,119 @@ pub(crate) fn matmul<E>(
             false,
             parallelism,
         );
+    }
+}
+
+/// The `openblas` feature's path: the products a caller runs on all threads go to the
+/// system's OpenBLAS (its own threads), the small single-threaded ones stay on `gemm`,
+/// whose calls from many rayon tasks at once do not contend for one BLAS thread pool.
+#[cfg(feature = "openblas")]
+mod blas {
+    use super::{Mat, MatMut};
+    use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
+    use std::any::TypeId;
+
+    #[link(name = "openblas")]
+    extern "C" {}
+
+    /// A matrix as row-major CBLAS sees it: transposed or not, and its leading dimension;
+    /// `None` when neither stride is 1 (or the leading one is too small for CBLAS).
+    fn layout(rs: usize, cs: usize, cols: usize, rows: usize) -> Option<(CBLAS_TRANSPOSE, i32)> {
+        if cs == 1 && rs >= cols.max(1) {
+            Some((CBLAS_TRANSPOSE::CblasNoTrans, i32::try_from(rs).ok()?))
+        } else if rs == 1 && cs >= rows.max(1) {
+            Some((CBLAS_TRANSPOSE::CblasTrans, i32::try_from(cs).ok()?))
+        } else {
+            None
+        }
+    }
+
+    /// `dst = [dst +] lhs * rhs` through CBLAS when `E` is f32 or f64 and the strides allow;
+    /// returns whether it ran.
+    pub(super) fn matmul<E: 'static>(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: &mut MatMut<'_, E>,
+        accumulate: bool,
+        lhs: &Mat<'_, E>,
+        rhs: &Mat<'_, E>,
+    ) -> bool {
+        // A column-major destination is the row-major transpose: C^T = B^T A^T.
+        let (m, n, a, b, c_ld) = if dst.cs == 1 && dst.rs >= n.max(1) {
+            (
+                m,
+                n,
+                (lhs.rs, lhs.cs, lhs.data.as_ptr()),
+                (rhs.rs, rhs.cs, rhs.data.as_ptr()),
+                dst.rs,
+            )
+        } else if dst.rs == 1 && dst.cs >= m.max(1) {
+            (
+                n,
+                m,
+                (rhs.cs, rhs.rs, rhs.data.as_ptr()),
+                (lhs.cs, lhs.rs, lhs.data.as_ptr()),
+                dst.cs,
+            )
+        } else {
+            return false;
+        };
+        let (Some((ta, lda)), Some((tb, ldb))) = (layout(a.0, a.1, k, m), layout(b.0, b.1, n, k))
+        else {
+            return false;
+        };
+        let (Ok(mi), Ok(ni), Ok(ki), Ok(ldc)) = (
+            i32::try_from(m),
+            i32::try_from(n),
+            i32::try_from(k),
+            i32::try_from(c_ld),
+        ) else {
+            return false;
+        };
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        let c = dst.data.as_mut_ptr();
+        // SAFETY: the caller checked that every addressed element lies in its slice, `dst`
+        // is exclusively borrowed, and CBLAS reads and writes exactly those elements.
+        unsafe {
+            if TypeId::of::<E>() == TypeId::of::<f32>() {
+                cblas_sys::cblas_sgemm(
+                    CBLAS_LAYOUT::CblasRowMajor,
+                    ta,
+                    tb,
+                    mi,
+                    ni,
+                    ki,
+                    1.0,
+                    a.2 as *const f32,
+                    lda,
+                    b.2 as *const f32,
+                    ldb,
+                    beta as f32,
+                    c as *mut f32,
+                    ldc,
+                );
+            } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+                cblas_sys::cblas_dgemm(
+                    CBLAS_LAYOUT::CblasRowMajor,
+                    ta,
+                    tb,
+                    mi,
+                    ni,
+                    ki,
+                    1.0,
+                    a.2 as *const f64,
+                    lda,
+                    b.2 as *const f64,
+                    ldb,
+                    beta,
+                    c as *mut f64,
+                    ldc,
+                );
+            } else {
+                return false;
+            }
+        }
+        true
     }
 }
