@@ -24,10 +24,11 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for SumO
     fn visit<S: Shape>(
         &mut self,
         _name: &str,
-        param: &Tensor<S, E, D>,
-        grads: &mut &'g Gradients<E, D>,
+        _param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
+        _grads: &mut &'g Gradients<E, D>,
     ) -> Result<(), D::Err> {
-        let squares = grads.get(param).try_square()?;
+        let squares = grad.try_square()?;
         self.total += value(squares.try_sum::<(), S::AllAxes>()?);
         Ok(())
     }
@@ -42,9 +43,10 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g mut Gradients<E, D>> for 
         &mut self,
         _name: &str,
         param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
         grads: &mut &'g mut Gradients<E, D>,
     ) -> Result<(), D::Err> {
-        let scaled = grads.get(param).try_mul(self.factor)?;
+        let scaled = grad.try_mul(self.factor)?;
         set_grad(grads, param, scaled)
     }
 }
@@ -110,11 +112,11 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for AnyN
     fn visit<S: Shape>(
         &mut self,
         _name: &str,
-        param: &Tensor<S, E, D>,
-        grads: &mut &'g Gradients<E, D>,
+        _param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
+        _grads: &mut &'g Gradients<E, D>,
     ) -> Result<(), D::Err> {
-        let zeros = grads
-            .get(param)
+        let zeros = grad
             .try_mul(crate::optim::params::scalar::<E>(0.0))?
             .try_sum::<(), S::AllAxes>()?;
         self.total = Some(match self.total.take() {
@@ -133,17 +135,16 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for Firs
     fn visit<S: Shape>(
         &mut self,
         name: &str,
-        param: &Tensor<S, E, D>,
-        grads: &mut &'g Gradients<E, D>,
+        _param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
+        _grads: &mut &'g Gradients<E, D>,
     ) -> Result<(), D::Err> {
         if self.found.is_some() {
             return Ok(());
         }
         // x * 0 is 0 for every finite x and NaN for inf and NaN, so the sum is NaN exactly
         // when some entry is not finite (a sum of squares would overflow on large finite values).
-        let zeros = grads
-            .get(param)
-            .try_mul(crate::optim::params::scalar::<E>(0.0))?;
+        let zeros = grad.try_mul(crate::optim::params::scalar::<E>(0.0))?;
         if value(zeros.try_sum::<(), S::AllAxes>()?).is_nan() {
             self.found = Some(name.to_string());
         }
