@@ -7,7 +7,9 @@
 //! give the same numbers step for step, and implement dfdx's [`Optimizer`] so they drop
 //! into `train::train_epoch`. Their state is keyed by parameter name (`0.weight`) and
 //! moves in and out as a [`StateDict`] through [`OptimizerState`]. The update math is
-//! written with dfdx tensor ops, so it runs on any dfdx device.
+//! written with dfdx tensor ops, so it runs on any dfdx device; on the CPU (f32, f64) the
+//! same arithmetic runs as fused loops that update each parameter and its state in place
+//! (`cpu.rs`; `set_fused(false)` turns them off).
 //!
 //! ```
 //! use shapesafe::prelude::*;
@@ -27,6 +29,7 @@
 
 mod adam;
 mod clip;
+mod cpu;
 mod params;
 mod regularize;
 mod rmsprop;
