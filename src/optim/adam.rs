@@ -142,18 +142,13 @@ impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
         };
         let HostSlot {
             step,
-            buffers,
+            mut buffers,
             scratch,
-            spare,
         } = slot;
-        let Ok([m, v]) = <[_; 2]>::try_from(buffers) else {
-            return Ok(false);
-        };
         let t = step.saturating_add(1);
-        if !cpu::adam(&cfg, t, p, g, m, v, scratch, spare) {
+        if !cpu::adam(&cfg, t, p, g, &mut buffers, scratch) {
             return Ok(false);
         }
-        cpu::subtract_step(p, scratch, spare, cfg.lr, cfg.weight_decay)?;
         *step = t;
         Ok(true)
     }

@@ -143,29 +143,12 @@ impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
         };
         let HostSlot {
             step,
-            buffers,
+            mut buffers,
             scratch,
-            spare,
         } = slot;
-        // The layout's order: square_avg, then momentum_buffer, then grad_avg.
-        let mut buffers = buffers.into_iter();
-        let Some(square_avg) = buffers.next() else {
-            return Ok(false);
-        };
-        let momentum = cfg.momentum.and_then(|_| buffers.next());
-        let grad_avg = cfg.centered.then(|| buffers.next()).flatten();
-        if momentum.is_some() != cfg.momentum.is_some() || grad_avg.is_some() != cfg.centered {
+        if !cpu::rmsprop(&cfg, p, g, &mut buffers, scratch) {
             return Ok(false);
         }
-        let state = cpu::RmsBuffers {
-            square_avg,
-            momentum,
-            grad_avg,
-        };
-        if !cpu::rmsprop(&cfg, p, g, state, scratch, spare) {
-            return Ok(false);
-        }
-        cpu::subtract_step(p, scratch, spare, cfg.lr, cfg.weight_decay)?;
         *step = step.saturating_add(1);
         Ok(true)
     }

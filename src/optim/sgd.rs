@@ -122,9 +122,8 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
 }
 
 impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
-    /// The CPU's one pass: dfdx's fused SGD kernel, whose arithmetic is the composed ops'
-    /// (see `optim::cpu`); `false`, with nothing changed, where the device has no host
-    /// storage.
+    /// The CPU's one pass (see `optim::cpu`); `false`, with nothing changed, where the
+    /// device has no host storage.
     fn fused<S: Shape>(
         &mut self,
         name: &str,
@@ -142,18 +141,11 @@ impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
             return Ok(false);
         };
         let HostSlot {
-            buffers,
+            mut buffers,
             scratch,
-            spare,
             ..
         } = slot;
-        if !cpu::load_grad(g, scratch) {
-            return Ok(false);
-        }
-        // With momentum the layout's one buffer; without, dfdx's kernel ignores it.
-        let velocity = buffers.into_iter().next().unwrap_or(spare);
-        cpu::sgd(&cfg, p, velocity, scratch)?;
-        Ok(true)
+        Ok(cpu::sgd(&cfg, p, g, &mut buffers, scratch))
     }
 
     /// The device-generic tensor ops, one op per term.

@@ -8,7 +8,7 @@
 //! - `state.<param>.step`: a scalar, the number of updates this parameter has had;
 //! - `group.<hyperparameter>`: scalars, e.g. `group.lr` (PyTorch's `param_groups[0]`).
 
-use crate::optim::cpu::{self, Raw};
+use crate::optim::cpu::{self, GradAndValues, Raw};
 use crate::optim::params::{trainable_params, ParamInfo};
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::TensorCollection;
@@ -391,8 +391,8 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
     }
 
     /// For the fused path: the state of `name` as [`ParamStates::get_or_init`] gives it,
-    /// with every buffer in host storage, and the scratch step and spare buffers, at
-    /// least as long as `param`; `None` on a device without host storage.
+    /// with every buffer in host storage, and the scratch buffers, at least as long as
+    /// `param`; `None` on a device without host storage.
     pub fn host_slot<S: Shape>(
         &mut self,
         name: &str,
@@ -409,7 +409,7 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
             param,
             layout,
         )?;
-        let (scratch, spare) = self.scratch.reserve(dev, n)?;
+        let scratch = self.scratch.reserve(dev, n)?;
         let mut buffers = Vec::with_capacity(state.buffers.len());
         for b in &mut state.buffers {
             match b.host_mut(dev)? {
@@ -421,7 +421,6 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
             step: &mut state.step,
             buffers,
             scratch,
-            spare,
         }))
     }
 
@@ -605,12 +604,11 @@ fn state_for<'s, S: Shape, E: Dtype, D: Device<E>>(
 }
 
 /// What the fused path works on for one parameter: its update count, its state buffers
-/// in layout order, and the scratch step and spare buffers.
+/// in layout order, and the scratch buffers.
 pub(crate) struct HostSlot<'a, E: Dtype, D: Device<E>> {
     pub step: &'a mut u64,
     pub buffers: Vec<&'a mut Raw<E, D>>,
-    pub scratch: &'a mut Raw<E, D>,
-    pub spare: &'a mut Raw<E, D>,
+    pub scratch: &'a mut GradAndValues<E, D>,
 }
 
 /// Reads a kind code (e.g. `group.momentum_kind`) as one of `0..count`.
