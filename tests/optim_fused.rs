@@ -677,3 +677,43 @@ fn parameters_without_gradients_are_reported_and_the_rest_updated() {
         true,
     );
 }
+
+/// Puts `value` at index `at` of the gradient of `param`, in place.
+fn poison<S: Shape>(
+    grads: &mut Gradients<f32, Cpu>,
+    param: &Tensor<S, f32, Cpu>,
+    at: usize,
+    value: f32,
+) {
+    grads.get_or_alloc_mut(param).unwrap()[at] = value;
+}
+
+#[test]
+fn a_single_non_finite_gradient_entry_is_found_anywhere() {
+    let m = single::model(0);
+    let clean = single::loss_grads(&m, 0);
+    assert_eq!(optim::first_non_finite_grad(&m, &clean).unwrap(), None);
+    for value in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+        for (at, name) in [
+            (14, "0.weight"),
+            (0, "0.bias"),
+            (9, "2.weight"),
+            (1, "2.bias"),
+        ] {
+            let mut g = clean.clone();
+            match name {
+                "0.weight" => poison(&mut g, &m.0.weight, at, value),
+                "0.bias" => poison(&mut g, &m.0.bias, at, value),
+                "2.weight" => poison(&mut g, &m.2.weight, at, value),
+                _ => poison(&mut g, &m.2.bias, at, value),
+            }
+            let found = optim::first_non_finite_grad(&m, &g).unwrap();
+            assert_eq!(found.as_deref(), Some(name), "{value} at {name}[{at}]");
+        }
+    }
+    // The largest finite values are finite (a sum of squares would overflow).
+    let mut big = clean.clone();
+    poison(&mut big, &m.0.weight, 3, f32::MAX);
+    poison(&mut big, &m.2.bias, 0, -f32::MAX);
+    assert_eq!(optim::first_non_finite_grad(&m, &big).unwrap(), None);
+}
