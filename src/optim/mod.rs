@@ -8,8 +8,8 @@
 //! into `train::train_epoch`. Their state is keyed by parameter name (`0.weight`) and
 //! moves in and out as a [`StateDict`] through [`OptimizerState`]. The update math is
 //! written with dfdx tensor ops, so it runs on any dfdx device; on the CPU (f32, f64) the
-//! same arithmetic runs as fused loops that update each parameter and its state in place
-//! (`cpu.rs`; `set_fused(false)` turns them off).
+//! same arithmetic runs as one fused loop per parameter over its state, in place, and its
+//! values (`cpu.rs`; `set_fused(false)` turns it off).
 //!
 //! ```
 //! use shapesafe::prelude::*;

@@ -64,9 +64,9 @@ impl<M: TensorCollection<E, D>, E: Dtype, D: Device<E>> RMSprop<M, E, D> {
 
 impl<M, E: Dtype, D: Device<E>> RMSprop<M, E, D> {
     /// Whether the CPU (with f32 or f64) updates each parameter and its state in one fused
-    /// pass, in place (`true`, the default), or with the device-generic tensor ops that
-    /// other devices run (`false`), one op and one temporary per term. Both give the same
-    /// numbers; the switch is for checking that and for timing. The state carries over.
+    /// loop (`true`, the default), or with the device-generic tensor ops that other devices
+    /// run (`false`), one op and one temporary per term. Both give the same numbers, bit for
+    /// bit; the switch is for checking that and for timing. The state carries over.
     ///
     /// ```
     /// use shapesafe::prelude::*;
