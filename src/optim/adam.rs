@@ -1,14 +1,15 @@
 //! Adam and AdamW, with state that can be saved and restored.
 
+use crate::optim::cpu;
 use crate::optim::params::{apply_update, scalar, subtract_in_place, ParamUpdate};
 use crate::optim::state::{
-    check_range, decode_weight_decay, encode_weight_decay, Init, Layout, OptimizerState,
+    check_range, decode_weight_decay, encode_weight_decay, HostSlot, Init, Layout, OptimizerState,
     ParamStates, StateDict, StateDtype,
 };
 use crate::Result;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::optim::{AdamConfig, Optimizer, OptimizerUpdateError, WeightDecay};
-use dfdx::prelude::{Device, Dtype, Gradients, HasShape, ReshapeTo, Shape, Tensor};
+use dfdx::prelude::{Device, Dtype, Gradients, Shape, Tensor};
 use dfdx::tensor_ops::{TryAdd, TryDiv, TryMul};
 use std::marker::PhantomData;
 
@@ -61,6 +62,36 @@ impl<M: TensorCollection<E, D>, E: Dtype, D: Device<E>> Adam<M, E, D> {
     }
 }
 
+impl<M, E: Dtype, D: Device<E>> Adam<M, E, D> {
+    /// Whether the CPU (with f32 or f64) updates each parameter and its state in one fused
+    /// loop (`true`, the default), or with the device-generic tensor ops that other devices
+    /// run (`false`), one op and one temporary per term. Both give the same numbers, bit for
+    /// bit; the switch is for checking that and for timing. The state carries over.
+    ///
+    /// ```
+    /// use shapesafe::prelude::*;
+    /// use shapesafe::optim::{OptimizerState, Adam};
+    /// let dev = Cpu::default();
+    /// let mut fused = dev.build_module::<Linear<3, 2>, f64>();
+    /// let mut composed = fused.clone();
+    /// let cfg = AdamConfig::default();
+    /// let (mut a, mut b) = (Adam::new(&fused, cfg), Adam::new(&composed, cfg));
+    /// b.set_fused(false);
+    /// let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
+    /// for _ in 0..3 {
+    ///     let ga = fused.forward(x.clone().traced(fused.alloc_grads())).square().mean().backward();
+    ///     let gb = composed.forward(x.clone().traced(composed.alloc_grads())).square().mean().backward();
+    ///     a.update(&mut fused, &ga).unwrap();
+    ///     b.update(&mut composed, &gb).unwrap();
+    /// }
+    /// assert_eq!(fused.weight.as_vec(), composed.weight.as_vec());
+    /// assert_eq!(a.state_dict().unwrap(), b.state_dict().unwrap());
+    /// ```
+    pub fn set_fused(&mut self, fused: bool) {
+        self.state.set_fused(fused);
+    }
+}
+
 fn layout() -> Layout {
     Layout {
         buffers: vec![("exp_avg", Init::Zeros), ("exp_avg_sq", Init::Zeros)],
@@ -89,12 +120,52 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         p: &mut Tensor<S, E, D>,
         g: Tensor<S, E, D>,
     ) -> Result<(), D::Err> {
+        if self.state.fused_for(p)? && self.fused(name, p, &g)? {
+            return Ok(());
+        }
+        self.composed(name, p, g)
+    }
+}
+
+impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
+    /// The CPU's one pass (see `optim::cpu`); `false`, with nothing changed, where the
+    /// device has no host storage.
+    fn fused<S: Shape>(
+        &mut self,
+        name: &str,
+        p: &mut Tensor<S, E, D>,
+        g: &Tensor<S, E, D>,
+    ) -> Result<bool, D::Err> {
+        let cfg = self.cfg;
+        let Some(slot) = self.state.host_slot(name, p, &self.layout)? else {
+            return Ok(false);
+        };
+        let HostSlot {
+            step,
+            mut buffers,
+            scratch,
+        } = slot;
+        let t = step.saturating_add(1);
+        if !cpu::adam(&cfg, t, p, g, &mut buffers, scratch) {
+            return Ok(false);
+        }
+        *step = t;
+        Ok(true)
+    }
+
+    /// The device-generic tensor ops, one op per term.
+    fn composed<S: Shape>(
+        &mut self,
+        name: &str,
+        p: &mut Tensor<S, E, D>,
+        g: Tensor<S, E, D>,
+    ) -> Result<(), D::Err> {
         let cfg = self.cfg;
         let [b1, b2] = cfg.betas;
         let state = self.state.get_or_init(name, p, &self.layout)?;
         let t = state.step.saturating_add(1);
-        let m = state.buffer(0, p.shape())?;
-        let v = state.buffer(1, p.shape())?;
+        let m = state.buffer(0, p)?;
+        let v = state.buffer(1, p)?;
 
         let mut g = g;
         if let Some(WeightDecay::L2(wd)) = cfg.weight_decay {
@@ -121,10 +192,9 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         }
         subtract_in_place(p, &step)?;
 
-        let n = p.shape().num_elements();
         let state = self.state.get_or_init(name, p, &self.layout)?;
-        state.buffers[0] = m.try_reshape_like(&(n,))?;
-        state.buffers[1] = v.try_reshape_like(&(n,))?;
+        state.set_buffer(0, m)?;
+        state.set_buffer(1, v)?;
         state.step = t;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Gradient clipping by global norm, and finiteness checks, over a model's trainable parameters.
 
+use crate::optim::cpu;
 use crate::optim::params::{set_grad, walk_grads, GradVisitor};
 use crate::optim::state::device_error;
 use crate::{Error, Result};
@@ -24,10 +25,11 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for SumO
     fn visit<S: Shape>(
         &mut self,
         _name: &str,
-        param: &Tensor<S, E, D>,
-        grads: &mut &'g Gradients<E, D>,
+        _param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
+        _grads: &mut &'g Gradients<E, D>,
     ) -> Result<(), D::Err> {
-        let squares = grads.get(param).try_square()?;
+        let squares = grad.try_square()?;
         self.total += value(squares.try_sum::<(), S::AllAxes>()?);
         Ok(())
     }
@@ -42,9 +44,10 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g mut Gradients<E, D>> for 
         &mut self,
         _name: &str,
         param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
         grads: &mut &'g mut Gradients<E, D>,
     ) -> Result<(), D::Err> {
-        let scaled = grads.get(param).try_mul(self.factor)?;
+        let scaled = grad.try_mul(self.factor)?;
         set_grad(grads, param, scaled)
     }
 }
@@ -101,20 +104,35 @@ where
 
 /// Adds up `g * 0` over every gradient on the device: the total is NaN exactly when some
 /// entry is not finite. It reads back one number per step instead of one per parameter,
-/// which matters on a GPU, where each read waits for the device.
+/// which matters on a GPU, where each read waits for the device. On the CPU (f32, f64),
+/// where dfdx's strided `sum` is the slow part, it scans a copy of each gradient instead.
 struct AnyNonFinite<E: Dtype, D: Device<E>> {
     total: Option<Tensor<(), E, D>>,
+    /// Whether the CPU scan found a non-finite entry.
+    found: bool,
 }
 
 impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for AnyNonFinite<E, D> {
     fn visit<S: Shape>(
         &mut self,
         _name: &str,
-        param: &Tensor<S, E, D>,
-        grads: &mut &'g Gradients<E, D>,
+        _param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
+        _grads: &mut &'g Gradients<E, D>,
     ) -> Result<(), D::Err> {
-        let zeros = grads
-            .get(param)
+        // `x * 0` is 0 for every finite x and NaN otherwise (see `FirstNonFinite`); an or
+        // of comparisons, unlike a float sum, vectorises.
+        let zero = E::default();
+        let scan = |values: &[E]| {
+            values
+                .iter()
+                .fold(false, |bad, &x| bad | (x * zero != zero))
+        };
+        if let Some(bad) = cpu::with_host_copy(&grad, scan)? {
+            self.found |= bad;
+            return Ok(());
+        }
+        let zeros = grad
             .try_mul(crate::optim::params::scalar::<E>(0.0))?
             .try_sum::<(), S::AllAxes>()?;
         self.total = Some(match self.total.take() {
@@ -133,17 +151,16 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g Gradients<E, D>> for Firs
     fn visit<S: Shape>(
         &mut self,
         name: &str,
-        param: &Tensor<S, E, D>,
-        grads: &mut &'g Gradients<E, D>,
+        _param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
+        _grads: &mut &'g Gradients<E, D>,
     ) -> Result<(), D::Err> {
         if self.found.is_some() {
             return Ok(());
         }
         // x * 0 is 0 for every finite x and NaN for inf and NaN, so the sum is NaN exactly
         // when some entry is not finite (a sum of squares would overflow on large finite values).
-        let zeros = grads
-            .get(param)
-            .try_mul(crate::optim::params::scalar::<E>(0.0))?;
+        let zeros = grad.try_mul(crate::optim::params::scalar::<E>(0.0))?;
         if value(zeros.try_sum::<(), S::AllAxes>()?).is_nan() {
             self.found = Some(name.to_string());
         }
@@ -170,17 +187,30 @@ where
     E: Dtype,
     D: Device<E>,
 {
-    let mut any = AnyNonFinite { total: None };
+    let mut any = AnyNonFinite {
+        total: None,
+        found: false,
+    };
     walk_grads(model, grads, &mut any).map_err(device_error)?;
-    match any.total.map(value) {
-        Some(total) if total.is_nan() => {
-            // Rare: walk again, one parameter at a time, to name the culprit.
-            let mut search = FirstNonFinite { found: None };
-            walk_grads(model, grads, &mut search).map_err(device_error)?;
-            Ok(search.found)
-        }
-        _ => Ok(None),
+    let nan_total = any.total.map(value).is_some_and(f64::is_nan);
+    if any.found || nan_total {
+        search_non_finite(model, grads)
+    } else {
+        Ok(None)
     }
+}
+
+/// The name of the first parameter with a non-finite gradient: rare, so one walk that reads
+/// back a number per parameter.
+fn search_non_finite<M, E, D>(model: &M, grads: &Gradients<E, D>) -> Result<Option<String>>
+where
+    M: TensorCollection<E, D> + Clone,
+    E: Dtype,
+    D: Device<E>,
+{
+    let mut search = FirstNonFinite { found: None };
+    walk_grads(model, grads, &mut search).map_err(device_error)?;
+    Ok(search.found)
 }
 
 /// Whether every gradient of `model`'s trainable parameters is finite (no infinity, no NaN),

@@ -7,7 +7,17 @@
 //! give the same numbers step for step, and implement dfdx's [`Optimizer`] so they drop
 //! into `train::train_epoch`. Their state is keyed by parameter name (`0.weight`) and
 //! moves in and out as a [`StateDict`] through [`OptimizerState`]. The update math is
-//! written with dfdx tensor ops, so it runs on any dfdx device.
+//! written with dfdx tensor ops, so it runs on any dfdx device; on the CPU (f32, f64) the
+//! same arithmetic runs as one fused loop per parameter over its state, in place, and its
+//! values (`cpu.rs`; `set_fused(false)` turns it off).
+//!
+//! Parameters without a gradient are skipped and reported, as dfdx's optimizers do. dfdx
+//! keeps its presence check private, so each walk asks `Gradients::get`, which panics on a
+//! missing entry, under `catch_unwind`; a panic hook installed on first use keeps those
+//! panics quiet and passes every other one to the hook that was there before. A hook the
+//! program installs later replaces it, and then sees these panics too (only when a gradient
+//! is missing). Builds with `panic = "abort"` find missing gradients another way, at the
+//! cost of a copy of the model per walk.
 //!
 //! ```
 //! use shapesafe::prelude::*;
@@ -27,6 +37,7 @@
 
 mod adam;
 mod clip;
+mod cpu;
 mod params;
 mod regularize;
 mod rmsprop;

@@ -4,6 +4,14 @@
 //! way to ask whether a gradient is present, nor to write a tensor into a gradient buffer.
 //! This file works around both with public API only, so every other file in `optim` can
 //! think in terms of "parameter name, parameter tensor, gradient tensor".
+//!
+//! Presence: `Gradients::get` clones the entry or panics on a missing one, and the lookup
+//! that returns `None` is private to dfdx. With `panic = "unwind"` each walk asks `get`
+//! under `catch_unwind`, silencing the panic message of that probe only; it costs nothing
+//! when the gradient is there, and the clone is the gradient every caller reads anyway.
+//! With `panic = "abort"` nothing can be caught, so a throwaway dfdx SGD over a clone of the
+//! model lists the missing ones first ([`missing_grads`]), at the price of a copy of every
+//! parameter.
 
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
@@ -94,7 +102,8 @@ where
 /// `Gradients::get` panics on a missing entry and the lookup that does not is private
 /// to dfdx, but dfdx's own optimizers report missing entries. So a throwaway dfdx SGD
 /// with `lr = 0` runs over a clone of the model (the clone shares ids, and writes only
-/// to its own copy-on-write buffers) and its `UnusedParams` answer is the list.
+/// to its own copy-on-write buffers) and its `UnusedParams` answer is the list. This is
+/// the fallback where a panic cannot be caught; see [`Presence`].
 pub(crate) fn missing_grads<M, E, D>(
     model: &M,
     grads: &Gradients<E, D>,
@@ -115,6 +124,83 @@ where
         Ok(()) => Ok(BTreeSet::new()),
         Err(OptimizerUpdateError::UnusedParams(unused)) => Ok(unused.ids.into_iter().collect()),
         Err(OptimizerUpdateError::DeviceError(e)) => Err(e),
+    }
+}
+
+/// `grads.get(param)`, or `None` where `param` has no gradient, without printing the
+/// panic that `get` raises then.
+///
+/// The panic hook is process-wide, so a hook is installed once that forwards to the
+/// previous one except on a thread that is inside this probe. A hook the program sets
+/// later replaces it and then sees these panics (only ever for missing gradients).
+#[cfg(panic = "unwind")]
+fn probe_grad<S: Shape, E: Dtype, D: Device<E>>(
+    grads: &Gradients<E, D>,
+    param: &Tensor<S, E, D>,
+) -> Option<Tensor<S, E, D>> {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, set_hook, take_hook, AssertUnwindSafe};
+    use std::sync::Once;
+
+    thread_local! {
+        static PROBING: Cell<bool> = const { Cell::new(false) };
+    }
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = take_hook();
+        set_hook(Box::new(move |info| {
+            if !PROBING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    PROBING.with(|p| p.set(true));
+    // `get` panics before it touches anything (an `unwrap` on the map lookup), so
+    // nothing is left half-done when it unwinds.
+    let found = catch_unwind(AssertUnwindSafe(|| grads.get(param)));
+    PROBING.with(|p| p.set(false));
+    found.ok()
+}
+
+/// How a walk tells which trainable parameters have a gradient.
+pub(crate) enum Presence {
+    /// Ask `Gradients::get` under `catch_unwind`, per parameter (no extra work).
+    #[cfg(panic = "unwind")]
+    Probe,
+    /// The ids [`missing_grads`] listed up front.
+    Missing(BTreeSet<dfdx::prelude::UniqueId>),
+}
+
+impl Presence {
+    /// The cheapest way that works in this build and on this thread: the probe, unless
+    /// panics abort or the thread is already unwinding (where a hook cannot be set and a
+    /// second panic would abort).
+    pub fn of<M, E, D>(model: &M, grads: &Gradients<E, D>) -> Result<Self, D::Err>
+    where
+        M: TensorCollection<E, D> + Clone,
+        E: Dtype,
+        D: Device<E>,
+    {
+        #[cfg(panic = "unwind")]
+        if !std::thread::panicking() {
+            return Ok(Presence::Probe);
+        }
+        Ok(Presence::Missing(missing_grads(model, grads)?))
+    }
+
+    /// The gradient of `param` (a copy), or `None` if it has none.
+    pub fn grad<S: Shape, E: Dtype, D: Device<E>>(
+        &self,
+        grads: &Gradients<E, D>,
+        param: &Tensor<S, E, D>,
+    ) -> Option<Tensor<S, E, D>> {
+        match self {
+            #[cfg(panic = "unwind")]
+            Presence::Probe => probe_grad(grads, param),
+            Presence::Missing(missing) => {
+                (!missing.contains(&tensor_id(param))).then(|| grads.get(param))
+            }
+        }
     }
 }
 
@@ -143,11 +229,13 @@ pub(crate) fn set_grad<S: Shape, E: Dtype, D: Device<E>>(
 /// What to do with each trainable parameter that has a gradient, given read access
 /// to all gradients (`G = &Gradients`) or write access (`G = &mut Gradients`).
 pub(crate) trait GradVisitor<E: Dtype, D: Device<E>, G> {
-    /// Called once per trainable parameter whose gradient is present in `grads`.
+    /// Called once per trainable parameter whose gradient is present in `grads`, with a
+    /// copy of that gradient.
     fn visit<S: Shape>(
         &mut self,
         name: &str,
         param: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
         grads: &mut G,
     ) -> Result<(), D::Err>;
 }
@@ -155,11 +243,13 @@ pub(crate) trait GradVisitor<E: Dtype, D: Device<E>, G> {
 struct GradWalker<'v, V, G> {
     visitor: &'v mut V,
     grads: G,
-    missing: BTreeSet<dfdx::prelude::UniqueId>,
+    presence: Presence,
 }
 
 impl<'v, E: Dtype, D: Device<E>, V: GradVisitor<E, D, G>, G> TensorVisitor<E, D>
     for GradWalker<'v, V, G>
+where
+    G: std::borrow::Borrow<Gradients<E, D>>,
 {
     type Viewer = (ViewTensorRef, ViewTensorName);
     type Err = D::Err;
@@ -171,8 +261,10 @@ impl<'v, E: Dtype, D: Device<E>, V: GradVisitor<E, D, G>, G> TensorVisitor<E, D>
         opts: TensorOptions<S, E, D>,
         (p, name): (&Tensor<S, E, D>, String),
     ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
-        if opts.do_gradient_update && !self.missing.contains(&tensor_id(p)) {
-            self.visitor.visit(&name, p, &mut self.grads)?;
+        if opts.do_gradient_update {
+            if let Some(grad) = self.presence.grad(self.grads.borrow(), p) {
+                self.visitor.visit(&name, p, grad, &mut self.grads)?;
+            }
         }
         Ok(None)
     }
@@ -189,11 +281,11 @@ where
     G: std::borrow::Borrow<Gradients<E, D>>,
     V: GradVisitor<E, D, G>,
 {
-    let missing = missing_grads(model, grads.borrow())?;
+    let presence = Presence::of(model, grads.borrow())?;
     let mut walker = GradWalker {
         visitor,
         grads,
-        missing,
+        presence,
     };
     M::iter_tensors(&mut RecursiveWalker {
         m: (model, String::new()),
@@ -217,7 +309,7 @@ pub(crate) trait ParamUpdate<E: Dtype, D: Device<E>> {
 struct UpdateWalker<'a, U, E: Dtype, D: Device<E>> {
     rule: &'a mut U,
     grads: &'a Gradients<E, D>,
-    missing: BTreeSet<dfdx::prelude::UniqueId>,
+    presence: Presence,
     unused: UnusedTensors,
 }
 
@@ -237,11 +329,9 @@ impl<'a, E: Dtype, D: Device<E>, U: ParamUpdate<E, D>> TensorVisitor<E, D>
         if !opts.do_gradient_update {
             return Ok(None);
         }
-        if self.missing.contains(&tensor_id(p)) {
-            self.unused.add(p);
-        } else {
-            let grad = self.grads.get(p);
-            self.rule.update_param(&name, p, grad)?;
+        match self.presence.grad(self.grads, p) {
+            Some(grad) => self.rule.update_param(&name, p, grad)?,
+            None => self.unused.add(p),
         }
         Ok(None)
     }
@@ -260,11 +350,11 @@ where
     D: Device<E>,
     U: ParamUpdate<E, D>,
 {
-    let missing = missing_grads(model, grads).map_err(OptimizerUpdateError::DeviceError)?;
+    let presence = Presence::of(model, grads).map_err(OptimizerUpdateError::DeviceError)?;
     let mut walker = UpdateWalker {
         rule,
         grads,
-        missing,
+        presence,
         unused: UnusedTensors::default(),
     };
     M::iter_tensors(&mut RecursiveWalker {

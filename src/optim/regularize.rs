@@ -33,6 +33,7 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g mut Gradients<E, D>> for 
         &mut self,
         _name: &str,
         w: &Tensor<S, E, D>,
+        grad: Tensor<S, E, D>,
         grads: &mut &'g mut Gradients<E, D>,
     ) -> Result<(), D::Err> {
         let extra = match self.penalty {
@@ -49,7 +50,7 @@ impl<'g, E: Dtype, D: Device<E>> GradVisitor<E, D, &'g mut Gradients<E, D>> for 
                 w.try_lt(zero)?.try_choose(minus, positive)?
             }
         };
-        let g = grads.get(w).try_add(extra)?;
+        let g = grad.try_add(extra)?;
         set_grad(grads, w, g)
     }
 }

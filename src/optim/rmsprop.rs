@@ -1,14 +1,15 @@
 //! RMSprop, plain or centered, with optional momentum, with state that can be saved and restored.
 
+use crate::optim::cpu;
 use crate::optim::params::{apply_update, scalar, subtract_in_place, ParamUpdate};
 use crate::optim::state::{
-    check_range, decode_weight_decay, encode_weight_decay, kind_code, Init, Layout, OptimizerState,
-    ParamStates, StateDict, StateDtype,
+    check_range, decode_weight_decay, encode_weight_decay, kind_code, HostSlot, Init, Layout,
+    OptimizerState, ParamStates, StateDict, StateDtype,
 };
 use crate::Result;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::optim::{Optimizer, OptimizerUpdateError, RMSpropConfig, WeightDecay};
-use dfdx::prelude::{Device, Dtype, Gradients, HasShape, ReshapeTo, Shape, Tensor};
+use dfdx::prelude::{Device, Dtype, Gradients, Shape, Tensor};
 use dfdx::tensor_ops::{TryAdd, TryDiv, TryMul, TrySub};
 use std::marker::PhantomData;
 
@@ -61,6 +62,36 @@ impl<M: TensorCollection<E, D>, E: Dtype, D: Device<E>> RMSprop<M, E, D> {
     }
 }
 
+impl<M, E: Dtype, D: Device<E>> RMSprop<M, E, D> {
+    /// Whether the CPU (with f32 or f64) updates each parameter and its state in one fused
+    /// loop (`true`, the default), or with the device-generic tensor ops that other devices
+    /// run (`false`), one op and one temporary per term. Both give the same numbers, bit for
+    /// bit; the switch is for checking that and for timing. The state carries over.
+    ///
+    /// ```
+    /// use shapesafe::prelude::*;
+    /// use shapesafe::optim::{OptimizerState, RMSprop};
+    /// let dev = Cpu::default();
+    /// let mut fused = dev.build_module::<Linear<3, 2>, f64>();
+    /// let mut composed = fused.clone();
+    /// let cfg = RMSpropConfig::default();
+    /// let (mut a, mut b) = (RMSprop::new(&fused, cfg), RMSprop::new(&composed, cfg));
+    /// b.set_fused(false);
+    /// let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
+    /// for _ in 0..3 {
+    ///     let ga = fused.forward(x.clone().traced(fused.alloc_grads())).square().mean().backward();
+    ///     let gb = composed.forward(x.clone().traced(composed.alloc_grads())).square().mean().backward();
+    ///     a.update(&mut fused, &ga).unwrap();
+    ///     b.update(&mut composed, &gb).unwrap();
+    /// }
+    /// assert_eq!(fused.weight.as_vec(), composed.weight.as_vec());
+    /// assert_eq!(a.state_dict().unwrap(), b.state_dict().unwrap());
+    /// ```
+    pub fn set_fused(&mut self, fused: bool) {
+        self.state.set_fused(fused);
+    }
+}
+
 /// Buffer order: `square_avg`, then `momentum_buffer` if momentum is on, then `grad_avg`
 /// if centered.
 fn layout(cfg: &RMSpropConfig) -> Layout {
@@ -90,6 +121,45 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         p: &mut Tensor<S, E, D>,
         g: Tensor<S, E, D>,
     ) -> Result<(), D::Err> {
+        if self.state.fused_for(p)? && self.fused(name, p, &g)? {
+            return Ok(());
+        }
+        self.composed(name, p, g)
+    }
+}
+
+impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
+    /// The CPU's one pass (see `optim::cpu`); `false`, with nothing changed, where the
+    /// device has no host storage.
+    fn fused<S: Shape>(
+        &mut self,
+        name: &str,
+        p: &mut Tensor<S, E, D>,
+        g: &Tensor<S, E, D>,
+    ) -> Result<bool, D::Err> {
+        let cfg = self.cfg;
+        let Some(slot) = self.state.host_slot(name, p, &self.layout)? else {
+            return Ok(false);
+        };
+        let HostSlot {
+            step,
+            mut buffers,
+            scratch,
+        } = slot;
+        if !cpu::rmsprop(&cfg, p, g, &mut buffers, scratch) {
+            return Ok(false);
+        }
+        *step = step.saturating_add(1);
+        Ok(true)
+    }
+
+    /// The device-generic tensor ops, one op per term.
+    fn composed<S: Shape>(
+        &mut self,
+        name: &str,
+        p: &mut Tensor<S, E, D>,
+        g: Tensor<S, E, D>,
+    ) -> Result<(), D::Err> {
         let cfg = self.cfg;
         let keep = scalar::<E>(1.0 - cfg.alpha);
         let eps = scalar::<E>(cfg.eps);
@@ -97,13 +167,13 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         let grad_avg_index = 1 + usize::from(cfg.momentum.is_some());
         let state = self.state.get_or_init(name, p, &self.layout)?;
         let t = state.step.saturating_add(1);
-        let sa = state.buffer(0, p.shape())?;
+        let sa = state.buffer(0, p)?;
         let buf = match cfg.momentum {
-            Some(_) => Some(state.buffer(momentum_index, p.shape())?),
+            Some(_) => Some(state.buffer(momentum_index, p)?),
             None => None,
         };
         let ga = match cfg.centered {
-            true => Some(state.buffer(grad_avg_index, p.shape())?),
+            true => Some(state.buffer(grad_avg_index, p)?),
             false => None,
         };
 
@@ -136,14 +206,13 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         }
         subtract_in_place(p, &step)?;
 
-        let n = p.shape().num_elements();
         let state = self.state.get_or_init(name, p, &self.layout)?;
-        state.buffers[0] = sa.try_reshape_like(&(n,))?;
+        state.set_buffer(0, sa)?;
         if let Some(buf) = buf {
-            state.buffers[momentum_index] = buf.try_reshape_like(&(n,))?;
+            state.set_buffer(momentum_index, buf)?;
         }
         if let Some(ga) = ga {
-            state.buffers[grad_avg_index] = ga.try_reshape_like(&(n,))?;
+            state.set_buffer(grad_avg_index, ga)?;
         }
         state.step = t;
         Ok(())

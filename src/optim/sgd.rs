@@ -1,15 +1,16 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and weight decay, with
 //! state that can be saved and restored.
 
+use crate::optim::cpu;
 use crate::optim::params::{apply_update, scalar, subtract_in_place, ParamUpdate};
 use crate::optim::state::{
-    check_range, decode_weight_decay, encode_weight_decay, kind_code, Init, Layout, OptimizerState,
-    ParamStates, StateDict, StateDtype,
+    check_range, decode_weight_decay, encode_weight_decay, kind_code, HostSlot, Init, Layout,
+    OptimizerState, ParamStates, StateDict, StateDtype,
 };
 use crate::Result;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::optim::{Momentum, Optimizer, OptimizerUpdateError, SgdConfig, WeightDecay};
-use dfdx::prelude::{Device, Dtype, Gradients, HasShape, ReshapeTo, Shape, Tensor};
+use dfdx::prelude::{Device, Dtype, Gradients, Shape, Tensor};
 use dfdx::tensor_ops::{TryAdd, TryMul};
 use std::marker::PhantomData;
 
@@ -60,6 +61,36 @@ impl<M: TensorCollection<E, D>, E: Dtype, D: Device<E>> Sgd<M, E, D> {
     }
 }
 
+impl<M, E: Dtype, D: Device<E>> Sgd<M, E, D> {
+    /// Whether the CPU (with f32 or f64) updates each parameter and its state in one fused
+    /// loop (`true`, the default), or with the device-generic tensor ops that other devices
+    /// run (`false`), one op and one temporary per term. Both give the same numbers, bit for
+    /// bit; the switch is for checking that and for timing. The state carries over.
+    ///
+    /// ```
+    /// use shapesafe::prelude::*;
+    /// use shapesafe::optim::{OptimizerState, Sgd};
+    /// let dev = Cpu::default();
+    /// let mut fused = dev.build_module::<Linear<3, 2>, f64>();
+    /// let mut composed = fused.clone();
+    /// let cfg = SgdConfig { lr: 0.1, momentum: Some(Momentum::Classic(0.9)), weight_decay: None };
+    /// let (mut a, mut b) = (Sgd::new(&fused, cfg), Sgd::new(&composed, cfg));
+    /// b.set_fused(false);
+    /// let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
+    /// for _ in 0..3 {
+    ///     let ga = fused.forward(x.clone().traced(fused.alloc_grads())).square().mean().backward();
+    ///     let gb = composed.forward(x.clone().traced(composed.alloc_grads())).square().mean().backward();
+    ///     a.update(&mut fused, &ga).unwrap();
+    ///     b.update(&mut composed, &gb).unwrap();
+    /// }
+    /// assert_eq!(fused.weight.as_vec(), composed.weight.as_vec());
+    /// assert_eq!(a.state_dict().unwrap(), b.state_dict().unwrap());
+    /// ```
+    pub fn set_fused(&mut self, fused: bool) {
+        self.state.set_fused(fused);
+    }
+}
+
 fn layout(cfg: &SgdConfig) -> Layout {
     Layout {
         buffers: match cfg.momentum {
@@ -83,6 +114,47 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         p: &mut Tensor<S, E, D>,
         g: Tensor<S, E, D>,
     ) -> Result<(), D::Err> {
+        if self.state.fused_for(p)? && self.fused(name, p, &g)? {
+            return Ok(());
+        }
+        self.composed(name, p, g)
+    }
+}
+
+impl<'a, E: Dtype, D: Device<E>> Rule<'a, E, D> {
+    /// The CPU's one pass (see `optim::cpu`); `false`, with nothing changed, where the
+    /// device has no host storage.
+    fn fused<S: Shape>(
+        &mut self,
+        name: &str,
+        p: &mut Tensor<S, E, D>,
+        g: &Tensor<S, E, D>,
+    ) -> Result<bool, D::Err> {
+        let cfg = self.cfg;
+        if cfg.momentum.is_none() && cfg.weight_decay.is_none() {
+            // `p * 1 + g * -lr` is the composed `p * 1 + (g * lr) * -1` (rounding is
+            // symmetric), read straight from the gradient, without the scratch copy.
+            p.try_axpy(1.0, g, -cfg.lr)?;
+            return Ok(true);
+        }
+        let Some(slot) = self.state.host_slot(name, p, &self.layout)? else {
+            return Ok(false);
+        };
+        let HostSlot {
+            mut buffers,
+            scratch,
+            ..
+        } = slot;
+        Ok(cpu::sgd(&cfg, p, g, &mut buffers, scratch))
+    }
+
+    /// The device-generic tensor ops, one op per term.
+    fn composed<S: Shape>(
+        &mut self,
+        name: &str,
+        p: &mut Tensor<S, E, D>,
+        g: Tensor<S, E, D>,
+    ) -> Result<(), D::Err> {
         let cfg = self.cfg;
         let lr = scalar::<E>(cfg.lr);
         let mut g = g;
@@ -94,7 +166,7 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
             Some(Momentum::Classic(u)) | Some(Momentum::Nesterov(u)) => {
                 let u = scalar::<E>(u);
                 let state = self.state.get_or_init(name, p, &self.layout)?;
-                let v = state.buffer(0, p.shape())?;
+                let v = state.buffer(0, p)?;
                 let v = g.clone().try_add(v.try_mul(u)?)?;
                 let step = if matches!(cfg.momentum, Some(Momentum::Nesterov(_))) {
                     g.try_add(v.clone().try_mul(u)?)?.try_mul(lr)?
@@ -113,9 +185,8 @@ impl<'a, E: Dtype, D: Device<E>> ParamUpdate<E, D> for Rule<'a, E, D> {
         // Only now that the parameter moved does the state advance, so a device error
         // leaves this parameter's state and value consistent.
         if let Some(v) = new_velocity {
-            let n = p.shape().num_elements();
             let state = self.state.get_or_init(name, p, &self.layout)?;
-            state.buffers[0] = v.try_reshape_like(&(n,))?;
+            state.set_buffer(0, v)?;
         }
         Ok(())
     }

@@ -8,11 +8,12 @@
 //! - `state.<param>.step`: a scalar, the number of updates this parameter has had;
 //! - `group.<hyperparameter>`: scalars, e.g. `group.lr` (PyTorch's `param_groups[0]`).
 
+use crate::optim::cpu::{self, GradAndValues, Raw};
 use crate::optim::params::{trainable_params, ParamInfo};
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::optim::WeightDecay;
-use dfdx::prelude::{Device, Dtype, HasShape, ReshapeTo, Shape, Tensor};
+use dfdx::prelude::{Device, Dtype, HasShape, ReshapeTo, Shape, Storage, Tensor};
 use dfdx::tensor::safetensors::SafeDtype;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,18 +233,92 @@ pub(crate) struct Layout {
     pub counts_steps: bool,
 }
 
-/// One parameter's state: its update count and its buffers, flattened to 1-D so that
-/// parameters of every shape fit in one map (a contiguous reshape shares the data).
+/// One state buffer, flattened to 1-D so that parameters of every shape fit in one map.
+///
+/// The composed ops keep it as a tensor (a contiguous reshape shares the data); the fused
+/// CPU path keeps it as the device's own storage, which it updates in place. Either is
+/// converted to the other when the path that uses it changes.
+#[derive(Clone, Debug)]
+pub(crate) enum Buffer<E: Dtype, D: Device<E>> {
+    /// For the composed ops.
+    Tensor(Tensor<(usize,), E, D>),
+    /// For the fused CPU path: a `Vec` underneath.
+    Host(Raw<E, D>),
+}
+
+impl<E: Dtype, D: Device<E>> Buffer<E, D> {
+    /// A buffer holding `values`: host storage if `host` and the device has it, else a tensor.
+    fn new(dev: &D, values: Vec<E>, host: bool) -> Result<Self, D::Err> {
+        if host {
+            let mut storage = <D as Storage<E>>::try_alloc_len(dev, values.len())?;
+            if let Some(dst) = cpu::view_mut::<E, E, D>(&mut storage) {
+                dst.copy_from_slice(&values);
+                return Ok(Buffer::Host(storage));
+            }
+        }
+        let n = values.len();
+        Ok(Buffer::Tensor(dev.try_tensor_from_vec(values, (n,))?))
+    }
+
+    /// How many numbers it holds.
+    fn len(&self) -> usize {
+        match self {
+            Buffer::Tensor(t) => t.shape().0,
+            Buffer::Host(v) => cpu::view::<E, E, D>(v).map_or(0, <[E]>::len),
+        }
+    }
+
+    /// Its numbers, copied to the host.
+    fn values(&self) -> Vec<E> {
+        match self {
+            Buffer::Tensor(t) => t.as_vec(),
+            Buffer::Host(v) => cpu::view::<E, E, D>(v).map_or_else(Vec::new, <[E]>::to_vec),
+        }
+    }
+
+    /// The host storage, converted from a tensor first if need be; `None` on a device
+    /// without host storage.
+    fn host_mut(&mut self, dev: &D) -> Result<Option<&mut Raw<E, D>>, D::Err> {
+        if let Buffer::Tensor(_) = self {
+            *self = Buffer::new(dev, self.values(), true)?;
+        }
+        Ok(match self {
+            Buffer::Host(v) => Some(v),
+            Buffer::Tensor(_) => None,
+        })
+    }
+}
+
+/// One parameter's state: its update count and its buffers.
 #[derive(Clone, Debug)]
 pub(crate) struct ParamState<E: Dtype, D: Device<E>> {
     pub step: u64,
-    pub buffers: Vec<Tensor<(usize,), E, D>>,
+    pub buffers: Vec<Buffer<E, D>>,
 }
 
 impl<E: Dtype, D: Device<E>> ParamState<E, D> {
-    /// Buffer `i` with the parameter's shape.
-    pub fn buffer<S: Shape>(&self, i: usize, shape: &S) -> Result<Tensor<S, E, D>, D::Err> {
-        self.buffers[i].clone().try_reshape_like(shape)
+    /// Buffer `i` as a tensor shaped like `param`, for the composed ops.
+    pub fn buffer<S: Shape>(
+        &self,
+        i: usize,
+        param: &Tensor<S, E, D>,
+    ) -> Result<Tensor<S, E, D>, D::Err> {
+        let flat = match &self.buffers[i] {
+            Buffer::Tensor(t) => t.clone(),
+            host => {
+                let values = host.values();
+                let n = values.len();
+                param.device().try_tensor_from_vec(values, (n,))?
+            }
+        };
+        flat.try_reshape_like(param.shape())
+    }
+
+    /// Stores `value` (shaped like its parameter) as buffer `i`, for the composed ops.
+    pub fn set_buffer<S: Shape>(&mut self, i: usize, value: Tensor<S, E, D>) -> Result<(), D::Err> {
+        let n = value.shape().num_elements();
+        self.buffers[i] = Buffer::Tensor(value.try_reshape_like(&(n,))?);
+        Ok(())
     }
 }
 
@@ -258,6 +333,9 @@ pub(crate) struct ParamStates<E: Dtype, D: Device<E>> {
     params: Vec<ParamInfo>,
     device: Option<D>,
     states: StateMap<E, D>,
+    /// Whether the CPU runs the fused path (see [`ParamStates::fused_for`]).
+    fused: bool,
+    scratch: cpu::Scratch<E, D>,
 }
 
 /// The largest step count an f64 scalar holds exactly.
@@ -271,7 +349,26 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
             params,
             device,
             states: BTreeMap::new(),
+            fused: true,
+            scratch: cpu::Scratch::default(),
         }
+    }
+
+    /// Turns the fused CPU path on (the default) or off; off, the CPU runs the composed
+    /// ops as other devices do. The state carries over either way.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
+    }
+
+    /// Whether new buffers go to host storage.
+    fn host(&self) -> bool {
+        self.fused && cpu::serves::<E, D>()
+    }
+
+    /// Whether `param` takes the fused CPU path: it is on, the device is the CPU with f32
+    /// or f64, and `param`'s memory is laid out as its shape says.
+    pub fn fused_for<S: Shape>(&self, param: &Tensor<S, E, D>) -> Result<bool, D::Err> {
+        Ok(self.host() && cpu::is_contiguous(param)?)
     }
 
     /// The state of parameter `name`, created with `layout`'s initial values (and step 0)
@@ -282,36 +379,49 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
         param: &Tensor<S, E, D>,
         layout: &Layout,
     ) -> Result<&mut ParamState<E, D>, D::Err> {
+        let host = self.host();
+        state_for(
+            &mut self.states,
+            &mut self.params,
+            host,
+            name,
+            param,
+            layout,
+        )
+    }
+
+    /// For the fused path: the state of `name` as [`ParamStates::get_or_init`] gives it,
+    /// with every buffer in host storage, and the scratch buffers, at least as long as
+    /// `param`; `None` on a device without host storage.
+    pub fn host_slot<S: Shape>(
+        &mut self,
+        name: &str,
+        param: &Tensor<S, E, D>,
+        layout: &Layout,
+    ) -> Result<Option<HostSlot<'_, E, D>>, D::Err> {
         let n = param.shape().num_elements();
-        let fresh = || -> Result<ParamState<E, D>, D::Err> {
-            let dev = param.device();
-            let mut buffers = Vec::with_capacity(layout.buffers.len());
-            for &(_, init) in &layout.buffers {
-                buffers.push(match init {
-                    Init::Zeros => dev.try_zeros_like(&(n,))?,
-                    Init::Ones => dev.try_ones_like(&(n,))?,
-                });
+        let dev = param.device();
+        let state = state_for(
+            &mut self.states,
+            &mut self.params,
+            true,
+            name,
+            param,
+            layout,
+        )?;
+        let scratch = self.scratch.reserve(dev, n)?;
+        let mut buffers = Vec::with_capacity(state.buffers.len());
+        for b in &mut state.buffers {
+            match b.host_mut(dev)? {
+                Some(v) => buffers.push(v),
+                None => return Ok(None),
             }
-            Ok(ParamState { step: 0, buffers })
-        };
-        if !self.params.iter().any(|p| p.name == name) {
-            self.params.push(ParamInfo {
-                name: name.to_string(),
-                shape: param.shape().concrete().into(),
-            });
         }
-        match self.states.entry(name.to_string()) {
-            Entry::Occupied(mut slot) => {
-                let s = slot.get();
-                let fits = s.buffers.len() == layout.buffers.len()
-                    && s.buffers.iter().all(|b| b.shape().0 == n);
-                if !fits {
-                    slot.insert(fresh()?);
-                }
-                Ok(slot.into_mut())
-            }
-            Entry::Vacant(slot) => Ok(slot.insert(fresh()?)),
-        }
+        Ok(Some(HostSlot {
+            step: &mut state.step,
+            buffers,
+            scratch,
+        }))
     }
 
     /// Writes every parameter's state (initial values for parameters not yet updated)
@@ -329,7 +439,7 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
             let state = self.states.get(&info.name);
             for (i, &(buffer, init)) in layout.buffers.iter().enumerate() {
                 let values = match state.and_then(|s| s.buffers.get(i)) {
-                    Some(t) => t.as_vec(),
+                    Some(b) => b.values(),
                     None => vec![crate::optim::params::scalar::<E>(init.value()); n],
                 };
                 dict.tensors.insert(
@@ -412,10 +522,7 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
                     });
                 }
                 let dev = self.device.clone().unwrap_or_default();
-                buffers.push(
-                    dev.try_tensor_from_vec(values, (n,))
-                        .map_err(device_error)?,
-                );
+                buffers.push(Buffer::new(&dev, values, self.host()).map_err(device_error)?);
                 used_tensors.insert(key);
             }
             let mut step = 0;
@@ -454,6 +561,54 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
     pub fn commit(&mut self, states: StateMap<E, D>) {
         self.states = states;
     }
+}
+
+/// The state of parameter `name` in `states`, created with `layout`'s initial values (and
+/// step 0, in host storage if `host`) if it has none yet or if its buffers no longer fit
+/// `param`; `name` joins `params` if it is new.
+fn state_for<'s, S: Shape, E: Dtype, D: Device<E>>(
+    states: &'s mut StateMap<E, D>,
+    params: &mut Vec<ParamInfo>,
+    host: bool,
+    name: &str,
+    param: &Tensor<S, E, D>,
+    layout: &Layout,
+) -> Result<&'s mut ParamState<E, D>, D::Err> {
+    let n = param.shape().num_elements();
+    let fresh = || -> Result<ParamState<E, D>, D::Err> {
+        let mut buffers = Vec::with_capacity(layout.buffers.len());
+        for &(_, init) in &layout.buffers {
+            let values = vec![crate::optim::params::scalar::<E>(init.value()); n];
+            buffers.push(Buffer::new(param.device(), values, host)?);
+        }
+        Ok(ParamState { step: 0, buffers })
+    };
+    if !params.iter().any(|p| p.name == name) {
+        params.push(ParamInfo {
+            name: name.to_string(),
+            shape: param.shape().concrete().into(),
+        });
+    }
+    match states.entry(name.to_string()) {
+        Entry::Occupied(mut slot) => {
+            let s = slot.get();
+            let fits =
+                s.buffers.len() == layout.buffers.len() && s.buffers.iter().all(|b| b.len() == n);
+            if !fits {
+                slot.insert(fresh()?);
+            }
+            Ok(slot.into_mut())
+        }
+        Entry::Vacant(slot) => Ok(slot.insert(fresh()?)),
+    }
+}
+
+/// What the fused path works on for one parameter: its update count, its state buffers
+/// in layout order, and the scratch buffers.
+pub(crate) struct HostSlot<'a, E: Dtype, D: Device<E>> {
+    pub step: &'a mut u64,
+    pub buffers: Vec<&'a mut Raw<E, D>>,
+    pub scratch: &'a mut GradAndValues<E, D>,
 }
 
 /// Reads a kind code (e.g. `group.momentum_kind`) as one of `0..count`.
