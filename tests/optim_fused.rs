@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_close, Tolerance};
+use shapesafe::kernels::with_composed_ops;
 use shapesafe::optim::{self, OptimizerState, OptimizerUpdateError, StateData};
 use shapesafe::prelude::*;
 
@@ -394,20 +395,24 @@ fn assert_fused_is_composed<E, M, O>(what: &str, h: &Harness<E, M>, make: impl F
 where
     E: Dtype,
     M: Clone,
-    O: Optimizer<M, Cpu, E> + OptimizerState + SetFused,
+    O: Optimizer<M, Cpu, E> + OptimizerState,
 {
     let start = (h.model)(0);
     let (mut a, mut b) = (start.clone(), start.clone());
     let (mut fused, mut composed) = (make(&a), make(&b));
-    composed.fused(false);
     for step in 0..STEPS {
-        if step == STEPS / 2 {
-            fused.fused(false);
-            composed.fused(true);
-        }
+        // Halfway the two swap: each continues from state the other path wrote.
+        let swapped = step >= STEPS / 2;
         let (ga, gb) = ((h.grads)(&a, step), (h.grads)(&b, step));
-        fused.update(&mut a, &ga).unwrap();
-        composed.update(&mut b, &gb).unwrap();
+        let run = |o: &mut O, m: &mut M, g: &_, composed: bool| {
+            if composed {
+                with_composed_ops(|| o.update(m, g)).unwrap();
+            } else {
+                o.update(m, g).unwrap();
+            }
+        };
+        run(&mut fused, &mut a, &ga, swapped);
+        run(&mut composed, &mut b, &gb, !swapped);
         assert!(
             (h.params)(&a) == (h.params)(&b),
             "{what}: step {step}: parameters differ"
@@ -422,38 +427,6 @@ where
         (h.params)(&a) != (h.params)(&start),
         "{what}: nothing moved"
     );
-}
-
-/// The optimizers' `set_fused`, for generic tests.
-trait SetFused {
-    fn fused(&mut self, on: bool);
-}
-
-impl<M, E: Dtype> SetFused for optim::Sgd<M, E, Cpu>
-where
-    Cpu: Device<E>,
-{
-    fn fused(&mut self, on: bool) {
-        self.set_fused(on);
-    }
-}
-
-impl<M, E: Dtype> SetFused for optim::Adam<M, E, Cpu>
-where
-    Cpu: Device<E>,
-{
-    fn fused(&mut self, on: bool) {
-        self.set_fused(on);
-    }
-}
-
-impl<M, E: Dtype> SetFused for optim::RMSprop<M, E, Cpu>
-where
-    Cpu: Device<E>,
-{
-    fn fused(&mut self, on: bool) {
-        self.set_fused(on);
-    }
 }
 
 #[test]
@@ -484,7 +457,7 @@ fn fused_is_bit_identical_to_composed_in_f32_and_f64() {
 /// running the composed ops), and requires all three to take the same next 3 steps bit for bit.
 fn assert_resumes_exactly<O>(what: &str, make: impl Fn(&Model<f32>) -> O)
 where
-    O: Optimizer<Model<f32>, Cpu, f32> + OptimizerState + SetFused,
+    O: Optimizer<Model<f32>, Cpu, f32> + OptimizerState,
 {
     use single::{loss_grads, model, params};
     let mut a = model(0);
@@ -496,7 +469,6 @@ where
     let dict = opt_a.state_dict().unwrap();
     let (mut b, mut c) = (a.clone(), a.clone());
     let (mut opt_b, mut opt_c) = (make(&b), make(&c));
-    opt_c.fused(false);
     opt_b.load_state_dict(&dict).unwrap();
     opt_c.load_state_dict(&dict).unwrap();
     assert_eq!(
@@ -512,7 +484,7 @@ where
         );
         opt_a.update(&mut a, &ga).unwrap();
         opt_b.update(&mut b, &gb).unwrap();
-        opt_c.update(&mut c, &gc).unwrap();
+        with_composed_ops(|| opt_c.update(&mut c, &gc)).unwrap();
     }
     assert_eq!(params(&a), params(&b), "{what}: the resumed run differs");
     assert_eq!(

@@ -57,11 +57,10 @@ pub(crate) type Raw<E, D> = <D as Storage<E>>::Vec;
 /// The CPU's storage for `E`, a `Vec<E>` underneath.
 type CpuVec<E> = <Cpu as Storage<E>>::Vec;
 
-/// Whether the fused path serves element type `E` on device `D`: `Cpu` with f32 or f64.
+/// Whether the fused path serves element type `E` on device `D`: `Cpu` with f32 or f64,
+/// unless [`crate::kernels::with_composed_ops`] turned the CPU kernels off on this thread.
 pub(crate) fn serves<E: 'static, D: 'static>() -> bool {
-    let e = TypeId::of::<E>();
-    TypeId::of::<D>() == TypeId::of::<Cpu>()
-        && (e == TypeId::of::<f32>() || e == TypeId::of::<f64>())
+    crate::kernels::dispatch::has_cpu_kernel::<E, D>()
 }
 
 /// Whether `param`'s memory is laid out as its shape says, so that buffer index `i` is

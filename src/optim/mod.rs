@@ -9,7 +9,7 @@
 //! moves in and out as a [`StateDict`] through [`OptimizerState`]. The update math is
 //! written with dfdx tensor ops, so it runs on any dfdx device; on the CPU (f32, f64) the
 //! same arithmetic runs as one fused loop per parameter over its state, in place, and its
-//! values (`cpu.rs`; `set_fused(false)` turns it off).
+//! values (`cpu.rs`; `kernels::with_composed_ops` runs the composed ops instead).
 //!
 //! Parameters without a gradient are skipped and reported, as dfdx's optimizers do. dfdx
 //! keeps its presence check private, so each walk asks `Gradients::get`, which panics on a

@@ -61,36 +61,6 @@ impl<M: TensorCollection<E, D>, E: Dtype, D: Device<E>> Sgd<M, E, D> {
     }
 }
 
-impl<M, E: Dtype, D: Device<E>> Sgd<M, E, D> {
-    /// Whether the CPU (with f32 or f64) updates each parameter and its state in one fused
-    /// loop (`true`, the default), or with the device-generic tensor ops that other devices
-    /// run (`false`), one op and one temporary per term. Both give the same numbers, bit for
-    /// bit; the switch is for checking that and for timing. The state carries over.
-    ///
-    /// ```
-    /// use shapesafe::prelude::*;
-    /// use shapesafe::optim::{OptimizerState, Sgd};
-    /// let dev = Cpu::default();
-    /// let mut fused = dev.build_module::<Linear<3, 2>, f64>();
-    /// let mut composed = fused.clone();
-    /// let cfg = SgdConfig { lr: 0.1, momentum: Some(Momentum::Classic(0.9)), weight_decay: None };
-    /// let (mut a, mut b) = (Sgd::new(&fused, cfg), Sgd::new(&composed, cfg));
-    /// b.set_fused(false);
-    /// let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
-    /// for _ in 0..3 {
-    ///     let ga = fused.forward(x.clone().traced(fused.alloc_grads())).square().mean().backward();
-    ///     let gb = composed.forward(x.clone().traced(composed.alloc_grads())).square().mean().backward();
-    ///     a.update(&mut fused, &ga).unwrap();
-    ///     b.update(&mut composed, &gb).unwrap();
-    /// }
-    /// assert_eq!(fused.weight.as_vec(), composed.weight.as_vec());
-    /// assert_eq!(a.state_dict().unwrap(), b.state_dict().unwrap());
-    /// ```
-    pub fn set_fused(&mut self, fused: bool) {
-        self.state.set_fused(fused);
-    }
-}
-
 fn layout(cfg: &SgdConfig) -> Layout {
     Layout {
         buffers: match cfg.momentum {

@@ -333,8 +333,6 @@ pub(crate) struct ParamStates<E: Dtype, D: Device<E>> {
     params: Vec<ParamInfo>,
     device: Option<D>,
     states: StateMap<E, D>,
-    /// Whether the CPU runs the fused path (see [`ParamStates::fused_for`]).
-    fused: bool,
     scratch: cpu::Scratch<E, D>,
 }
 
@@ -349,20 +347,14 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
             params,
             device,
             states: BTreeMap::new(),
-            fused: true,
             scratch: cpu::Scratch::default(),
         }
     }
 
-    /// Turns the fused CPU path on (the default) or off; off, the CPU runs the composed
-    /// ops as other devices do. The state carries over either way.
-    pub fn set_fused(&mut self, fused: bool) {
-        self.fused = fused;
-    }
-
-    /// Whether new buffers go to host storage.
+    /// Whether new buffers go to host storage: the fused CPU path is on for this thread
+    /// (see [`crate::kernels::with_composed_ops`]).
     fn host(&self) -> bool {
-        self.fused && cpu::serves::<E, D>()
+        cpu::serves::<E, D>()
     }
 
     /// Whether `param` takes the fused CPU path: it is on, the device is the CPU with f32
