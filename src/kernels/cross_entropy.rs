@@ -2,11 +2,11 @@
 //! in f32/f64 one pass per row for the loss (log-sum-exp) and one for its gradient
 //! (`softmax * sum(t) - t`), instead of dfdx's chain of log-softmax, product, sum and mean.
 
-use crate::kernels::dispatch::{cast, cast_mut, has_cpu_kernel, same};
+use crate::kernels::dispatch::{cast, has_cpu_kernel, record, same, CpuBackward};
 use crate::kernels::host_values;
 use dfdx::prelude::{
-    Cpu, CpuError, Device, Dtype, Gradients, HasShape, PutTape, Rank0, Shape, SplitTape, Storage,
-    Tape, Tensor, TensorFromVec,
+    Cpu, CpuError, Device, Dtype, HasShape, PutTape, Rank0, Shape, SplitTape, Storage, Tape,
+    Tensor, TensorFromVec,
 };
 use num_traits::Float;
 
@@ -77,13 +77,7 @@ pub(crate) fn try_cross_entropy<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>
             let t: Tensor<S, $f, Cpu> = same(targets);
             match on_cpu::<$f, S>($x, t, T::OWNS_TAPE) {
                 Ok((loss, back)) => {
-                    if let Some(back) = back {
-                        tape.add_backward_op(move |grads: &mut Gradients<E, D>| {
-                            let grads: &mut Gradients<$f, Cpu> =
-                                cast_mut(grads).expect("the gradients are on the op's device");
-                            back(grads).map_err(same)
-                        });
-                    }
+                    record(&mut tape, back);
                     Ok(same::<_, Tensor<Rank0, E, D>>(loss).put_tape(tape))
                 }
                 Err(e) => Err(same(e)),
@@ -95,9 +89,6 @@ pub(crate) fn try_cross_entropy<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>
         Err(x) => run!(f64, same::<_, Tensor<S, f64, Cpu>>(x)),
     })
 }
-
-/// The backward op of one CPU cross-entropy.
-type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuError>>;
 
 /// Runs the forward kernel; returns the loss and, when `taped`, its backward op.
 #[allow(clippy::type_complexity)]

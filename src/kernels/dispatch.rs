@@ -7,6 +7,7 @@
 //! monomorphisation, so the compiler drops the branch that is not taken. `Any` makes the
 //! casts checked: a cast between different types returns `None`, never reinterprets.
 
+use dfdx::prelude::{Cpu, CpuError, Device, Dtype, Gradients, Storage, Tape};
 use std::any::Any;
 
 use std::cell::Cell;
@@ -80,6 +81,28 @@ pub(crate) fn same<X: 'static, Y: 'static>(x: X) -> Y {
     match cast(x) {
         Ok(y) => y,
         Err(_) => unreachable!("the types were checked equal"),
+    }
+}
+
+/// A CPU kernel's backward op, on the CPU's gradients in dtype `F`.
+pub(crate) type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuError>>;
+
+/// Records a CPU kernel's backward op on a tape whose generic types are known to be `F`
+/// on `Cpu` (the dispatch that chose the kernel checked them).
+pub(crate) fn record<F, E, D, T>(tape: &mut T, backward: Option<CpuBackward<F>>)
+where
+    F: 'static,
+    Cpu: Storage<F>,
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D>,
+{
+    if let Some(backward) = backward {
+        tape.add_backward_op(move |grads: &mut Gradients<E, D>| {
+            let grads: &mut Gradients<F, Cpu> =
+                cast_mut(grads).expect("the gradients are on the op's device");
+            backward(grads).map_err(same)
+        });
     }
 }
 

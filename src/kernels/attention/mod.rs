@@ -7,12 +7,12 @@
 
 pub mod cpu;
 
-use crate::kernels::dispatch::{cast, cast_mut, same};
+use crate::kernels::dispatch::{cast, record, same, CpuBackward};
 use crate::kernels::{accumulate, host_values};
 use cpu::{AttentionDims, Masks};
 use dfdx::prelude::{
-    Const, Cpu, CpuError, Device, Dim, Dtype, Gradients, HasShape, Merge, PutTape, SplitTape,
-    Storage, Tape, Tensor, TensorFromVec,
+    Const, Cpu, CpuError, Device, Dim, Dtype, HasShape, Merge, PutTape, SplitTape, Storage, Tape,
+    Tensor, TensorFromVec,
 };
 
 /// Whether [`try_attention`] has a kernel for dtype `E` on device `D` (`Cpu` in f32 or f64).
@@ -100,48 +100,22 @@ where
     let (k, tk) = k.split_tape();
     let (v, tv) = v.split_tape();
     let mut tape = tq.merge(tk).merge(tv);
-    let (out, backward) = match cast::<_, Seq<B, S1, W, f32, Cpu, _>>(q) {
+    let out = match cast::<_, Seq<B, S1, W, f32, Cpu, _>>(q) {
         Ok(q) => {
             let (k, v): (Seq<B, S2, W, f32, Cpu, _>, _) = (same(k), same(v));
             let (out, back) = on_cpu(d, q, k, v, pad, causal, T::OWNS_TAPE).map_err(same)?;
-            (
-                same::<_, Seq<B, S1, W, E, D, _>>(out),
-                back.map(erase::<f32, E, D>),
-            )
+            record(&mut tape, back);
+            same::<_, Seq<B, S1, W, E, D, _>>(out)
         }
         Err(q) => {
             let q: Seq<B, S1, W, f64, Cpu, _> = same(q);
             let (k, v): (Seq<B, S2, W, f64, Cpu, _>, _) = (same(k), same(v));
             let (out, back) = on_cpu(d, q, k, v, pad, causal, T::OWNS_TAPE).map_err(same)?;
-            (
-                same::<_, Seq<B, S1, W, E, D, _>>(out),
-                back.map(erase::<f64, E, D>),
-            )
+            record(&mut tape, back);
+            same::<_, Seq<B, S1, W, E, D, _>>(out)
         }
     };
-    if let Some(backward) = backward {
-        tape.add_backward_op(backward);
-    }
     Ok(Some(out.put_tape(tape)))
-}
-
-/// The backward op of one CPU attention.
-type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuError>>;
-
-/// A device-generic backward op.
-type Backward<E, D> =
-    Box<dyn FnOnce(&mut Gradients<E, D>) -> Result<(), <D as dfdx::prelude::HasErr>::Err>>;
-
-/// `backward` as an op on the generic tape, whose types are `F` and `Cpu`.
-fn erase<F: Dtype, E: Dtype, D: Device<E>>(backward: CpuBackward<F>) -> Backward<E, D>
-where
-    Cpu: Storage<F>,
-{
-    Box::new(move |grads: &mut Gradients<E, D>| {
-        let grads: &mut Gradients<F, Cpu> =
-            cast_mut(grads).expect("the gradients are on the op's device");
-        backward(grads).map_err(same)
-    })
 }
 
 /// Runs the forward kernel; returns the output and, when `taped`, its backward op.

@@ -3,12 +3,12 @@
 
 pub mod cpu;
 
-use crate::kernels::dispatch::{cast, cast_mut, cast_ref, has_cpu_kernel, same};
+use crate::kernels::dispatch::{cast, cast_ref, has_cpu_kernel, record, same, CpuBackward};
 use crate::kernels::host_values;
 use cpu::BatchNormDims;
 use dfdx::prelude::{
-    Cpu, CpuError, Device, Dtype, Gradients, HasShape, PutTape, Rank1, Shape, SplitTape, Storage,
-    Tape, Tensor, TensorFromVec,
+    Cpu, CpuError, Device, Dtype, HasShape, PutTape, Rank1, Shape, SplitTape, Storage, Tape,
+    Tensor, TensorFromVec,
 };
 use num_traits::Float;
 
@@ -56,13 +56,7 @@ where
             let running = running.map(|(m, v)| (r(m), r(v)));
             match on_cpu::<$f, S, C>($x, d, r(weight), r(bias), eps, running, T::OWNS_TAPE) {
                 Ok((y, stats, back)) => {
-                    if let Some(back) = back {
-                        tape.add_backward_op(move |grads: &mut Gradients<E, D>| {
-                            let grads: &mut Gradients<$f, Cpu> =
-                                cast_mut(grads).expect("the gradients are on the op's device");
-                            back(grads).map_err(same)
-                        });
-                    }
+                    record(&mut tape, back);
                     let stats = stats.map(|(m, v)| (same(m), same(v)));
                     Ok((same::<_, Tensor<S, E, D>>(y).put_tape(tape), stats))
                 }
@@ -75,9 +69,6 @@ where
         Err(x) => run!(f64, same::<_, Tensor<S, f64, Cpu>>(x)),
     })
 }
-
-/// The backward op of one CPU batch norm.
-type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuError>>;
 
 /// Runs the forward kernel; returns the output, the batch statistics in training, and
 /// when `taped` the backward op.

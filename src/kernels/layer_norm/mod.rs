@@ -3,11 +3,11 @@
 
 pub mod cpu;
 
-use crate::kernels::dispatch::{cast, cast_mut, cast_ref, has_cpu_kernel, same};
+use crate::kernels::dispatch::{cast, cast_ref, has_cpu_kernel, record, same, CpuBackward};
 use crate::kernels::{accumulate, host_values};
 use dfdx::prelude::{
-    Axis, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, Gradients, HasShape, Merge,
-    NoneTape, PutTape, Rank1, SplitTape, Storage, Tape, Tensor, TensorFromVec, TryAdd, TryMul,
+    Axis, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, HasShape, Merge, NoneTape,
+    PutTape, Rank1, SplitTape, Storage, Tape, Tensor, TensorFromVec, TryAdd, TryMul,
 };
 
 /// `R` rows of `F` features.
@@ -80,13 +80,7 @@ where
                 cast_ref(weight).expect("weight on the op's device");
             let c: &Tensor<Rank1<F>, $f, Cpu> = cast_ref(bias).expect("bias on the op's device");
             let (out, back) = on_cpu::<$f, R, F>($a, b, w, c, eps, T::OWNS_TAPE).map_err(same)?;
-            if let Some(back) = back {
-                tape.add_backward_op(move |grads: &mut Gradients<E, D>| {
-                    let grads: &mut Gradients<$f, Cpu> =
-                        cast_mut(grads).expect("the gradients are on the op's device");
-                    back(grads).map_err(same)
-                });
-            }
+            record(&mut tape, back);
             same::<_, Rows<R, F, E, D>>(out)
         }};
     }
@@ -96,9 +90,6 @@ where
     };
     Ok(out.put_tape(tape))
 }
-
-/// The backward op of one CPU layer norm.
-type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuError>>;
 
 /// Runs the forward kernel; returns the output and, when `taped`, its backward op.
 #[allow(clippy::type_complexity)]

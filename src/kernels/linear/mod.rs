@@ -8,13 +8,13 @@
 
 pub mod cpu;
 
-use crate::kernels::dispatch::{cast, cast_mut, cast_ref, has_cpu_kernel, same};
+use crate::kernels::dispatch::{cast, cast_ref, has_cpu_kernel, record, same, CpuBackward};
 use crate::kernels::host_values;
 use cpu::LinearDims;
 use dfdx::prelude::{
-    Axes2, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, Gradients, HasShape, NoneTape,
-    PermuteTo, PutTape, Rank1, Rank2, RealizeTo, ReshapeTo, SplitTape, Storage, Tape, Tensor,
-    TensorFromVec, TryAdd, TryMatMul,
+    Axes2, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, HasShape, NoneTape, PermuteTo,
+    PutTape, Rank1, Rank2, RealizeTo, ReshapeTo, SplitTape, Storage, Tape, Tensor, TensorFromVec,
+    TryAdd, TryMatMul,
 };
 
 /// `x W^T + b` with PyTorch's layouts, then `max(., 0)` when `relu`, on `x`'s tape.
@@ -179,13 +179,7 @@ where
     let (out, backward) =
         cpu_forward::<F, R, WR, IN, OUT>(x, weight, bias, first, relu, T::OWNS_TAPE)
             .map_err(same)?;
-    if let Some(backward) = backward {
-        tape.add_backward_op(move |grads: &mut Gradients<E, D>| {
-            let grads: &mut Gradients<F, Cpu> =
-                cast_mut(grads).expect("the gradients are on the op's device");
-            backward(grads).map_err(same)
-        });
-    }
+    record(&mut tape, backward);
     Ok(same::<_, Tensor<(R, Const<OUT>), E, D>>(out).put_tape(tape))
 }
 
@@ -201,9 +195,6 @@ where
 /// assert_eq!(x.shape().concrete(), [2, 3]);
 /// ```
 pub type Rows<R, const N: usize, E, D, T = NoneTape> = Tensor<(R, Const<N>), E, D, T>;
-
-/// The backward op of one CPU linear.
-type CpuBackward<F> = Box<dyn FnOnce(&mut Gradients<F, Cpu>) -> Result<(), CpuError>>;
 
 /// A CPU linear's output and, when taped, its backward op.
 type CpuForward<R, const OUT: usize, F> = (Rows<R, OUT, F, Cpu>, Option<CpuBackward<F>>);
