@@ -162,14 +162,21 @@ fn forward_item<E: Float + 'static>(
 /// query's position when keys after it are masked.
 fn softmax_row<E: Float>(row: &mut [E], scale: E, pad: Option<&[bool]>, causal_row: Option<usize>) {
     let mut max = E::neg_infinity();
-    for (j, s) in row.iter_mut().enumerate() {
-        let masked = pad.is_some_and(|m| m[j]) || causal_row.is_some_and(|i| j > i);
-        *s = if masked {
-            E::neg_infinity()
-        } else {
-            *s * scale
-        };
-        max = max.max(*s);
+    if pad.is_none() && causal_row.is_none() {
+        for s in row.iter_mut() {
+            *s = *s * scale;
+            max = max.max(*s);
+        }
+    } else {
+        for (j, s) in row.iter_mut().enumerate() {
+            let masked = pad.is_some_and(|m| m[j]) || causal_row.is_some_and(|i| j > i);
+            *s = if masked {
+                E::neg_infinity()
+            } else {
+                *s * scale
+            };
+            max = max.max(*s);
+        }
     }
     // With every key masked, max is -inf and every weight becomes NaN, as in PyTorch.
     let mut sum = E::zero();
