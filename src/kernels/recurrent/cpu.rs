@@ -1,0 +1,435 @@
+//! CPU recurrent kernel: one layer-direction over a whole sequence, forward and backward
+//! through time, as a few large GEMMs plus one GEMM and one fused elementwise pass per step.
+//!
+//! Every sequence-shaped buffer is batch-major `(batch, steps, width)` like the input, with
+//! the row of batch `b` at time `t` at `b * steps + t`: the input projection and the weight
+//! gradients are then single GEMMs over all `batch * steps` rows, and a step's rows are one
+//! strided matrix that `gemm` reads in place.
+
+use super::activation::GateFloat;
+use super::gates::{self, GruGrad, HiddenSide, LstmGrad, LstmState};
+use super::RecurrentMode;
+use crate::kernels::gemm::{matmul, Mat, MatMut};
+
+/// The sizes of one layer-direction's run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecurrentGeometry {
+    pub(crate) batch: usize,
+    pub(crate) steps: usize,
+    pub(crate) input: usize,
+    pub(crate) hidden: usize,
+    pub(crate) mode: RecurrentMode,
+    /// Whether time runs from the last step to the first.
+    pub(crate) reverse: bool,
+}
+
+impl RecurrentGeometry {
+    /// Length of a gate row: `GATES * hidden`.
+    fn width(&self) -> usize {
+        self.mode.gates() * self.hidden
+    }
+
+    /// The time index of the `n`-th step taken.
+    fn time(&self, n: usize) -> usize {
+        if self.reverse {
+            self.steps - 1 - n
+        } else {
+            n
+        }
+    }
+
+    /// Offset of the row of batch `b` at time `t` in a sequence buffer of row length `len`.
+    fn row(&self, b: usize, t: usize, len: usize) -> core::ops::Range<usize> {
+        let start = (b * self.steps + t) * len;
+        start..start + len
+    }
+
+    /// The rows of time `t` of a sequence buffer of row length `len`, as a strided matrix.
+    fn at_time<'a, E>(&self, buf: &'a [E], t: usize, len: usize) -> Mat<'a, E> {
+        Mat {
+            data: &buf[t * len..],
+            rs: self.steps * len,
+            cs: 1,
+        }
+    }
+}
+
+/// Whether a GEMM is large enough to be worth gemm's threads.
+fn parallel(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= 1 << 20
+}
+
+/// One layer-direction's parameters in PyTorch's layout (row-major).
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<'a, E> {
+    /// `(GATES * hidden, input)`.
+    pub(crate) ih: &'a [E],
+    /// `(GATES * hidden, hidden)`.
+    pub(crate) hh: &'a [E],
+    /// `(GATES * hidden,)`.
+    pub(crate) bias_ih: &'a [E],
+    /// `(GATES * hidden,)`.
+    pub(crate) bias_hh: &'a [E],
+}
+
+/// What the forward pass keeps for the backward pass.
+pub(crate) struct Saved<E> {
+    /// `(batch, steps, GATES * hidden)`: the gate activations.
+    acts: Vec<E>,
+    /// `(batch, steps, hidden)`: the state each step started from, `h_{t-1}`.
+    h_prev: Vec<E>,
+    /// LSTM: `c_{t-1}`; GRU: the `n` part of `h W_hh^T + b_hh`; `(batch, steps, hidden)`.
+    aux: Vec<E>,
+    /// LSTM: `tanh(c_t)`, `(batch, steps, hidden)`.
+    tanh_c: Vec<E>,
+}
+
+/// The initial state, `(batch, hidden)` each; zeros where `None`.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Initial<'a, E> {
+    pub(crate) h: Option<&'a [E]>,
+    pub(crate) c: Option<&'a [E]>,
+}
+
+/// Where the forward pass writes: `out (batch, steps, hidden)`, the final `h` and, for an
+/// LSTM, the final `c` (`(batch, hidden)` each; `c` is ignored by the other modes).
+pub(crate) struct Outputs<'a, E> {
+    pub(crate) out: &'a mut [E],
+    pub(crate) h: &'a mut [E],
+    pub(crate) c: &'a mut [E],
+}
+
+/// Runs the recurrence over `x (batch, steps, input)` with PyTorch's equations.
+///
+/// # Panics
+/// If a slice's length does not match the geometry.
+pub(crate) fn recurrent_forward<E: GateFloat>(
+    g: &RecurrentGeometry,
+    x: &[E],
+    w: Weights<'_, E>,
+    initial: Initial<'_, E>,
+    o: Outputs<'_, E>,
+) -> Saved<E> {
+    let (batch, steps, hidden, width) = (g.batch, g.steps, g.hidden, g.width());
+    let rows = batch * steps;
+    let lstm = g.mode == RecurrentMode::Lstm;
+    let seq = |len: usize| vec![E::zero(); rows * len];
+    assert_eq!(x.len(), rows * g.input);
+    assert_eq!(o.out.len(), rows * hidden);
+    assert_eq!(o.h.len(), batch * hidden);
+
+    // The input side of every step at once; its bias is added in the step's fused pass.
+    let mut acts = seq(width);
+    let (m, k) = (rows, g.input);
+    matmul(
+        m,
+        width,
+        k,
+        MatMut::row_major(&mut acts, width),
+        false,
+        Mat::row_major(x, k),
+        Mat::col_major(w.ih, k),
+        parallel(m, width, k),
+    );
+
+    // W_hh^T, row-major: the layout gemm reads without repacking it at every step.
+    let mut w_hh_t = vec![E::zero(); width * hidden];
+    for (j, row) in w.hh.chunks_exact(hidden).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            w_hh_t[i * width + j] = v;
+        }
+    }
+
+    let mut h_prev = seq(hidden);
+    let mut aux = if needs_aux(g.mode) {
+        seq(hidden)
+    } else {
+        Vec::new()
+    };
+    let mut tanh_c = if lstm { seq(hidden) } else { Vec::new() };
+    let mut c = vec![E::zero(); if lstm { batch * hidden } else { 0 }];
+    let mut hidden_side = vec![E::zero(); batch * width];
+    if steps > 0 {
+        let t = g.time(0);
+        for b in 0..batch {
+            let state = b * hidden..(b + 1) * hidden;
+            if let Some(h0) = initial.h {
+                h_prev[g.row(b, t, hidden)].copy_from_slice(&h0[state.clone()]);
+            }
+            if let (true, Some(c0)) = (lstm, initial.c) {
+                aux[g.row(b, t, hidden)].copy_from_slice(&c0[state]);
+            }
+        }
+    }
+    for n in 0..steps {
+        let t = g.time(n);
+        for row in hidden_side.chunks_exact_mut(width) {
+            row.copy_from_slice(w.bias_hh);
+        }
+        // With no initial state the first step's h is zero: its product is the bias alone.
+        if n > 0 || initial.h.is_some() {
+            matmul(
+                batch,
+                width,
+                hidden,
+                MatMut::row_major(&mut hidden_side, width),
+                true,
+                g.at_time(&h_prev, t, hidden),
+                Mat::row_major(&w_hh_t, width),
+                parallel(batch, width, hidden),
+            );
+        }
+        for b in 0..batch {
+            let gate_row = &mut acts[g.row(b, t, width)];
+            let hs = &hidden_side[b * width..(b + 1) * width];
+            let h = &mut o.out[g.row(b, t, hidden)];
+            let seq_row = g.row(b, t, hidden);
+            let hs = HiddenSide {
+                bias_ih: w.bias_ih,
+                product: hs,
+            };
+            match g.mode {
+                mode @ (RecurrentMode::Tanh | RecurrentMode::Relu) => {
+                    gates::plain_forward(mode == RecurrentMode::Relu, gate_row, hs, h)
+                }
+                RecurrentMode::Lstm => gates::lstm_forward(
+                    gate_row,
+                    hs,
+                    LstmState {
+                        c_prev: &aux[seq_row.clone()],
+                        c: &mut c[b * hidden..(b + 1) * hidden],
+                        tanh_c: &mut tanh_c[seq_row],
+                        h,
+                    },
+                ),
+                RecurrentMode::Gru => {
+                    gates::gru_forward(gate_row, hs, &h_prev[seq_row.clone()], &mut aux[seq_row], h)
+                }
+            }
+        }
+        // Hand h (and c) to the next step.
+        if n + 1 < steps {
+            let next = g.time(n + 1);
+            for b in 0..batch {
+                h_prev[g.row(b, next, hidden)].copy_from_slice(&o.out[g.row(b, t, hidden)]);
+                if lstm {
+                    aux[g.row(b, next, hidden)].copy_from_slice(&c[b * hidden..(b + 1) * hidden]);
+                }
+            }
+        }
+    }
+
+    // The final state: the last step's h (and c), or the initial one for an empty sequence.
+    for b in 0..batch {
+        let state = b * hidden..(b + 1) * hidden;
+        if steps > 0 {
+            o.h[state.clone()].copy_from_slice(&o.out[g.row(b, g.time(steps - 1), hidden)]);
+        } else if let Some(h0) = initial.h {
+            o.h[state.clone()].copy_from_slice(&h0[state.clone()]);
+        }
+        if lstm {
+            if steps > 0 {
+                o.c[state.clone()].copy_from_slice(&c[state]);
+            } else if let Some(c0) = initial.c {
+                o.c[state.clone()].copy_from_slice(&c0[state]);
+            }
+        }
+    }
+    Saved {
+        acts,
+        h_prev,
+        aux,
+        tanh_c,
+    }
+}
+
+/// Whether a mode keeps a second per-step sequence (`c_{t-1}` or the GRU's `n` product).
+fn needs_aux(mode: RecurrentMode) -> bool {
+    matches!(mode, RecurrentMode::Lstm | RecurrentMode::Gru)
+}
+
+/// The gradients of the pre-activations of every step, from which the parameter and input
+/// gradients are single GEMMs.
+pub(crate) struct GateGrads<E> {
+    g: RecurrentGeometry,
+    /// `(batch, steps, GATES * hidden)`: of `x W_ih^T + b_ih`.
+    input_side: Vec<E>,
+    /// GRU only: of `h W_hh^T + b_hh` (for the other modes it equals `input_side`).
+    hidden_side: Vec<E>,
+    /// `(batch, steps, hidden)`: `h_{t-1}` of every step.
+    h_prev: Vec<E>,
+}
+
+/// Backpropagates `grad_out (batch, steps, hidden)` through time, step by step from the
+/// last one taken. The initial state gets no gradient (it is a constant to the layer).
+pub(crate) fn backward_through_time<E: GateFloat>(
+    g: &RecurrentGeometry,
+    w_hh: &[E],
+    saved: Saved<E>,
+    grad_out: &[E],
+) -> GateGrads<E> {
+    let (batch, steps, hidden, width) = (g.batch, g.steps, g.hidden, g.width());
+    let gru = g.mode == RecurrentMode::Gru;
+    let Saved {
+        mut acts,
+        h_prev,
+        aux,
+        tanh_c,
+    } = saved;
+    assert_eq!(grad_out.len(), batch * steps * hidden);
+    let mut hidden_grads = if gru {
+        vec![E::zero(); acts.len()]
+    } else {
+        Vec::new()
+    };
+    // The gradient of h_t through step t+1's matmul (and, for the GRU, its direct path).
+    let mut dh_rec = vec![E::zero(); batch * hidden];
+    let mut dh_next = vec![E::zero(); batch * hidden];
+    let mut dc = vec![
+        E::zero();
+        if g.mode == RecurrentMode::Lstm {
+            batch * hidden
+        } else {
+            0
+        }
+    ];
+    let mut dh = vec![E::zero(); hidden];
+    for n in (0..steps).rev() {
+        let t = g.time(n);
+        for b in 0..batch {
+            let seq_row = g.row(b, t, hidden);
+            let state = b * hidden..(b + 1) * hidden;
+            dh.copy_from_slice(&grad_out[seq_row.clone()]);
+            if n + 1 < steps {
+                for (d, &r) in dh.iter_mut().zip(&dh_rec[state.clone()]) {
+                    *d = *d + r;
+                }
+            }
+            let gate_row = &mut acts[g.row(b, t, width)];
+            match g.mode {
+                mode @ (RecurrentMode::Tanh | RecurrentMode::Relu) => {
+                    gates::plain_backward(mode == RecurrentMode::Relu, gate_row, &dh)
+                }
+                RecurrentMode::Lstm => gates::lstm_backward(
+                    gate_row,
+                    LstmGrad {
+                        c_prev: &aux[seq_row.clone()],
+                        tanh_c: &tanh_c[seq_row],
+                        dh: &dh,
+                        dc: &mut dc[state],
+                    },
+                ),
+                RecurrentMode::Gru => gates::gru_backward(
+                    gate_row,
+                    GruGrad {
+                        h_prev: &h_prev[seq_row.clone()],
+                        hidden_n: &aux[seq_row],
+                        dh: &dh,
+                        hidden_side: &mut hidden_grads[g.row(b, t, width)],
+                        dh_prev: &mut dh_next[state],
+                    },
+                ),
+            }
+        }
+        if n > 0 {
+            let grads = if gru { &hidden_grads } else { &acts };
+            matmul(
+                batch,
+                hidden,
+                width,
+                MatMut::row_major(&mut dh_next, hidden),
+                gru,
+                g.at_time(grads, t, width),
+                Mat::row_major(w_hh, hidden),
+                parallel(batch, hidden, width),
+            );
+            core::mem::swap(&mut dh_rec, &mut dh_next);
+        }
+    }
+    GateGrads {
+        g: *g,
+        input_side: acts,
+        hidden_side: hidden_grads,
+        h_prev,
+    }
+}
+
+impl<E: GateFloat> GateGrads<E> {
+    /// The gradients of the hidden side's pre-activations.
+    fn hidden(&self) -> &[E] {
+        if self.g.mode == RecurrentMode::Gru {
+            &self.hidden_side
+        } else {
+            &self.input_side
+        }
+    }
+
+    /// `grad_x (batch, steps, input) += dG W_ih`.
+    pub(crate) fn add_input_grad(&self, w_ih: &[E], grad_x: &mut [E]) {
+        let (m, n, k) = (self.g.batch * self.g.steps, self.g.input, self.g.width());
+        matmul(
+            m,
+            n,
+            k,
+            MatMut::row_major(grad_x, n),
+            true,
+            Mat::row_major(&self.input_side, k),
+            Mat::row_major(w_ih, n),
+            parallel(m, n, k),
+        );
+    }
+
+    /// `grad_w_ih (GATES * hidden, input) += dG^T x`, summed over every row at once.
+    pub(crate) fn add_weight_ih_grad(&self, x: &[E], grad_w_ih: &mut [E]) {
+        let (m, n, k) = (self.g.width(), self.g.input, self.g.batch * self.g.steps);
+        matmul(
+            m,
+            n,
+            k,
+            MatMut::row_major(grad_w_ih, n),
+            true,
+            Mat::col_major(&self.input_side, m),
+            Mat::row_major(x, n),
+            parallel(m, n, k),
+        );
+    }
+
+    /// `grad_w_hh (GATES * hidden, hidden) += dG_h^T h_prev`, summed over every row at once.
+    pub(crate) fn add_weight_hh_grad(&self, grad_w_hh: &mut [E]) {
+        let (m, n, k) = (self.g.width(), self.g.hidden, self.g.batch * self.g.steps);
+        matmul(
+            m,
+            n,
+            k,
+            MatMut::row_major(grad_w_hh, n),
+            true,
+            Mat::col_major(self.hidden(), m),
+            Mat::row_major(&self.h_prev, n),
+            parallel(m, n, k),
+        );
+    }
+
+    /// `grad_b_ih += column sums of dG`, rows summed in order.
+    pub(crate) fn add_bias_ih_grad(&self, grad: &mut [E]) {
+        add_column_sums(&self.input_side, grad);
+    }
+
+    /// `grad_b_hh += column sums of dG_h`, rows summed in order.
+    pub(crate) fn add_bias_hh_grad(&self, grad: &mut [E]) {
+        add_column_sums(self.hidden(), grad);
+    }
+}
+
+/// `dst += the sum of m's rows` (rows of `dst.len()`), in row order, so the result is the
+/// same bits on every run.
+fn add_column_sums<E: GateFloat>(m: &[E], dst: &mut [E]) {
+    let mut sums = vec![E::zero(); dst.len()];
+    for row in m.chunks_exact(dst.len().max(1)) {
+        for (s, &v) in sums.iter_mut().zip(row) {
+            *s = *s + v;
+        }
+    }
+    for (d, s) in dst.iter_mut().zip(sums) {
+        *d = *d + s;
+    }
+}
