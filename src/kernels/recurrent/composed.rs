@@ -8,6 +8,9 @@ use dfdx::prelude::*;
 /// One time step's `(B, HIDDEN)` tensor.
 type Step<B, const HIDDEN: usize, E, D, T> = Tensor<(B, Const<HIDDEN>), E, D, T>;
 
+/// A sequence laid out time first, `(S, B, HIDDEN)`, so a step is a `select` on axis 0.
+type TimeMajor<S, B, const HIDDEN: usize> = (S, B, Const<HIDDEN>);
+
 /// A tensor used several times on one tape: the first use takes the tape, the
 /// others an empty one, so the tape's operations are kept exactly once.
 pub(crate) struct Shared<S: Shape, E: Dtype, D: Storage<E>, T> {
@@ -222,7 +225,7 @@ where
         params.bias_ih.retaped::<T>(),
         gates,
     )?;
-    let mut from_input: Vec<Shared<(S, B, Const<HIDDEN>), E, D, T>> = project(x, input_side)?
+    let mut from_input: Vec<Shared<TimeMajor<S, B, HIDDEN>, E, D, T>> = project(x, input_side)?
         .into_iter()
         .map(|p| {
             let p = p.try_reshape_like(&(batch, steps, Const::<HIDDEN>))?;

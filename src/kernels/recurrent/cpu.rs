@@ -7,7 +7,9 @@
 //! strided matrix that `gemm` reads in place.
 
 use super::activation::GateFloat;
-use super::gates::{self, GruGrad, HiddenSide, LstmGrad, LstmState};
+use super::step::{
+    backward_step, forward_step, task_rows, BackwardRows, ForwardRows, Simd, StepShape,
+};
 use super::RecurrentMode;
 use crate::kernels::gemm::{matmul, Mat, MatMut};
 
@@ -42,6 +44,17 @@ impl RecurrentGeometry {
     fn row(&self, b: usize, t: usize, len: usize) -> core::ops::Range<usize> {
         let start = (b * self.steps + t) * len;
         start..start + len
+    }
+
+    /// What the elementwise pass of the `n`-th step taken needs to know.
+    fn step_shape(&self, n: usize) -> StepShape {
+        StepShape {
+            mode: self.mode,
+            steps: self.steps,
+            hidden: self.hidden,
+            t: self.time(n),
+            next: (n + 1 < self.steps).then(|| self.time(n + 1)),
+        }
     }
 
     /// The rows of time `t` of a sequence buffer of row length `len`, as a strided matrix.
@@ -133,12 +146,7 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
     );
 
     // W_hh^T, row-major: the layout gemm reads without repacking it at every step.
-    let mut w_hh_t = vec![E::zero(); width * hidden];
-    for (j, row) in w.hh.chunks_exact(hidden).enumerate() {
-        for (i, &v) in row.iter().enumerate() {
-            w_hh_t[i * width + j] = v;
-        }
-    }
+    let w_hh_t = transpose(w.hh, width, hidden);
 
     let mut h_prev = seq(hidden);
     let mut aux = if needs_aux(g.mode) {
@@ -161,6 +169,8 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
             }
         }
     }
+    let simd = Simd::detect();
+    let per_task = task_rows(batch, width);
     for n in 0..steps {
         let t = g.time(n);
         for row in hidden_side.chunks_exact_mut(width) {
@@ -179,44 +189,18 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
                 parallel(batch, width, hidden),
             );
         }
-        for b in 0..batch {
-            let gate_row = &mut acts[g.row(b, t, width)];
-            let hs = &hidden_side[b * width..(b + 1) * width];
-            let h = &mut o.out[g.row(b, t, hidden)];
-            let seq_row = g.row(b, t, hidden);
-            let hs = HiddenSide {
-                bias_ih: w.bias_ih,
-                product: hs,
-            };
-            match g.mode {
-                mode @ (RecurrentMode::Tanh | RecurrentMode::Relu) => {
-                    gates::plain_forward(mode == RecurrentMode::Relu, gate_row, hs, h)
-                }
-                RecurrentMode::Lstm => gates::lstm_forward(
-                    gate_row,
-                    hs,
-                    LstmState {
-                        c_prev: &aux[seq_row.clone()],
-                        c: &mut c[b * hidden..(b + 1) * hidden],
-                        tanh_c: &mut tanh_c[seq_row],
-                        h,
-                    },
-                ),
-                RecurrentMode::Gru => {
-                    gates::gru_forward(gate_row, hs, &h_prev[seq_row.clone()], &mut aux[seq_row], h)
-                }
-            }
-        }
-        // Hand h (and c) to the next step.
-        if n + 1 < steps {
-            let next = g.time(n + 1);
-            for b in 0..batch {
-                h_prev[g.row(b, next, hidden)].copy_from_slice(&o.out[g.row(b, t, hidden)]);
-                if lstm {
-                    aux[g.row(b, next, hidden)].copy_from_slice(&c[b * hidden..(b + 1) * hidden]);
-                }
-            }
-        }
+        let rows = ForwardRows {
+            shape: g.step_shape(n),
+            bias_ih: w.bias_ih,
+            acts: &mut acts,
+            hidden_side: &hidden_side,
+            out: o.out,
+            h_prev: &mut h_prev,
+            aux: &mut aux,
+            tanh_c: &mut tanh_c,
+            c: &mut c,
+        };
+        forward_step(simd, rows, per_task);
     }
 
     // The final state: the last step's h (and c), or the initial one for an empty sequence.
@@ -241,6 +225,23 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
         aux,
         tanh_c,
     }
+}
+
+/// The transpose of the row-major `rows x cols` matrix `m`, in tiles that stay in cache.
+fn transpose<E: GateFloat>(m: &[E], rows: usize, cols: usize) -> Vec<E> {
+    const TILE: usize = 16;
+    assert_eq!(m.len(), rows * cols);
+    let mut t = vec![E::zero(); rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    t[c * rows + r] = m[r * cols + c];
+                }
+            }
+        }
+    }
+    t
 }
 
 /// Whether a mode keeps a second per-step sequence (`c_{t-1}` or the GRU's `n` product).
@@ -282,7 +283,7 @@ pub(crate) fn backward_through_time<E: GateFloat>(
     } else {
         Vec::new()
     };
-    // The gradient of h_t through step t+1's matmul (and, for the GRU, its direct path).
+    // The gradient of h_t through step t+1's matmul, and the buffer the next one goes to.
     let mut dh_rec = vec![E::zero(); batch * hidden];
     let mut dh_next = vec![E::zero(); batch * hidden];
     let mut dc = vec![
@@ -293,45 +294,25 @@ pub(crate) fn backward_through_time<E: GateFloat>(
             0
         }
     ];
-    let mut dh = vec![E::zero(); hidden];
+    let simd = Simd::detect();
+    let per_task = task_rows(batch, width);
     for n in (0..steps).rev() {
         let t = g.time(n);
-        for b in 0..batch {
-            let seq_row = g.row(b, t, hidden);
-            let state = b * hidden..(b + 1) * hidden;
-            dh.copy_from_slice(&grad_out[seq_row.clone()]);
-            if n + 1 < steps {
-                for (d, &r) in dh.iter_mut().zip(&dh_rec[state.clone()]) {
-                    *d = *d + r;
-                }
-            }
-            let gate_row = &mut acts[g.row(b, t, width)];
-            match g.mode {
-                mode @ (RecurrentMode::Tanh | RecurrentMode::Relu) => {
-                    gates::plain_backward(mode == RecurrentMode::Relu, gate_row, &dh)
-                }
-                RecurrentMode::Lstm => gates::lstm_backward(
-                    gate_row,
-                    LstmGrad {
-                        c_prev: &aux[seq_row.clone()],
-                        tanh_c: &tanh_c[seq_row],
-                        dh: &dh,
-                        dc: &mut dc[state],
-                    },
-                ),
-                RecurrentMode::Gru => gates::gru_backward(
-                    gate_row,
-                    GruGrad {
-                        h_prev: &h_prev[seq_row.clone()],
-                        hidden_n: &aux[seq_row],
-                        dh: &dh,
-                        hidden_side: &mut hidden_grads[g.row(b, t, width)],
-                        dh_prev: &mut dh_next[state],
-                    },
-                ),
-            }
-        }
+        let rows = BackwardRows {
+            shape: g.step_shape(n),
+            acts: &mut acts,
+            hidden_grads: &mut hidden_grads,
+            h_prev: &h_prev,
+            aux: &aux,
+            tanh_c: &tanh_c,
+            grad_out,
+            dh_rec: &dh_rec,
+            dh_next: &mut dh_next,
+            dc: &mut dc,
+        };
+        backward_step(simd, rows, per_task);
         if n > 0 {
+            // The GRU's dh_next holds the direct path dh * z; the others' is scratch.
             let grads = if gru { &hidden_grads } else { &acts };
             matmul(
                 batch,

@@ -3,7 +3,8 @@
 //!
 //! A row of gate values is `GATES * hidden` long, gates in PyTorch's order (`i, f, g, o` for
 //! the LSTM, `r, z, n` for the GRU). Each function first checks its slices' lengths, so the
-//! loops index without bounds checks and vectorise.
+//! loops index without bounds checks and vectorise; all are `inline(always)` so that they
+//! compile into the callers that `step.rs` builds for AVX2 and AVX-512.
 
 use super::activation::GateFloat;
 
@@ -54,6 +55,7 @@ fn gates<E, const N: usize>(row: &[E], hidden: usize) -> [&[E]; N] {
 }
 
 /// Plain RNN forward: `gates` holds `x W_ih^T` and becomes `h`, which `h` receives too.
+#[inline(always)]
 pub(crate) fn plain_forward<E: GateFloat>(
     relu: bool,
     gates: &mut [E],
@@ -71,6 +73,7 @@ pub(crate) fn plain_forward<E: GateFloat>(
 
 /// Plain RNN backward: `gates` holds `h` and becomes the pre-activation gradient, given the
 /// gradient `dh` of `h`.
+#[inline(always)]
 pub(crate) fn plain_backward<E: GateFloat>(relu: bool, gates: &mut [E], dh: &[E]) {
     assert_eq!(gates.len(), dh.len());
     for (g, &d) in gates.iter_mut().zip(dh) {
@@ -101,6 +104,7 @@ pub(crate) struct LstmState<'a, E> {
 }
 
 /// LSTM forward: `gates` holds `x W_ih^T` for `i, f, g, o` and becomes their activations.
+#[inline(always)]
 pub(crate) fn lstm_forward<E: GateFloat>(
     gates: &mut [E],
     side: HiddenSide<'_, E>,
@@ -119,8 +123,8 @@ pub(crate) fn lstm_forward<E: GateFloat>(
         s.c[j] = c;
         s.tanh_c[j] = c.tanh_gate();
     }
-    for j in 0..hidden {
-        s.h[j] = o[j] * s.tanh_c[j];
+    for ((h, &o), &tc) in s.h.iter_mut().zip(o.iter()).zip(s.tanh_c.iter()) {
+        *h = o * tc;
     }
 }
 
@@ -138,6 +142,7 @@ pub(crate) struct LstmGrad<'a, E> {
 
 /// LSTM backward: `gates` holds the activations of `i, f, g, o` and becomes the gradients of
 /// their pre-activations.
+#[inline(always)]
 pub(crate) fn lstm_backward<E: GateFloat>(gates: &mut [E], s: LstmGrad<'_, E>) {
     let hidden = s.dh.len();
     let [i, f, g, o] = gates_mut::<E, 4>(gates, hidden);
@@ -158,6 +163,7 @@ pub(crate) fn lstm_backward<E: GateFloat>(gates: &mut [E], s: LstmGrad<'_, E>) {
 /// GRU forward: `gates` holds `x W_ih^T` for `r, z, n` and becomes their activations;
 /// the `n` part of `h W_hh^T + b_hh` is kept in `hidden_n` for the backward.
 /// `h = n + z * (h_prev - n)`, which is PyTorch's `(1 - z) * n + z * h_prev`.
+#[inline(always)]
 pub(crate) fn gru_forward<E: GateFloat>(
     gates: &mut [E],
     side: HiddenSide<'_, E>,
@@ -190,28 +196,28 @@ pub(crate) struct GruGrad<'a, E> {
     pub(crate) h_prev: &'a [E],
     /// The `n` part of `h W_hh^T + b_hh`.
     pub(crate) hidden_n: &'a [E],
-    /// The gradient of `h_t`.
-    pub(crate) dh: &'a [E],
+    /// The gradient of `h_t`; becomes the part of `h_{t-1}`'s gradient that skips the
+    /// matmul, `dh * z`.
+    pub(crate) dh: &'a mut [E],
     /// Receives the gradient of the hidden side's pre-activations (`3 * hidden`).
     pub(crate) hidden_side: &'a mut [E],
-    /// Receives the part of `h_{t-1}`'s gradient that skips the matmul: `dh * z`.
-    pub(crate) dh_prev: &'a mut [E],
 }
 
 /// GRU backward: `gates` holds the activations of `r, z, n` and becomes the gradients of the
 /// input side's pre-activations, which differ from the hidden side's in the `n` gate.
+#[inline(always)]
 pub(crate) fn gru_backward<E: GateFloat>(gates: &mut [E], s: GruGrad<'_, E>) {
     let hidden = s.dh.len();
     let [r, z, n] = gates_mut::<E, 3>(gates, hidden);
     let [hr, hz, hn] = gates_mut::<E, 3>(s.hidden_side, hidden);
-    assert!(s.h_prev.len() == hidden && s.hidden_n.len() == hidden && s.dh_prev.len() == hidden);
+    assert!(s.h_prev.len() == hidden && s.hidden_n.len() == hidden);
     let one = E::one();
     for j in 0..hidden {
         let (rj, zj, nj, dh) = (r[j], z[j], n[j], s.dh[j]);
         let dn = dh * (one - zj) * (one - nj * nj);
         let dz = dh * (s.h_prev[j] - nj) * zj * (one - zj);
         let dr = dn * s.hidden_n[j] * rj * (one - rj);
-        s.dh_prev[j] = dh * zj;
+        s.dh[j] = dh * zj;
         r[j] = dr;
         z[j] = dz;
         n[j] = dn;

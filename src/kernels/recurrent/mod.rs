@@ -5,6 +5,7 @@ mod activation;
 pub mod composed;
 mod cpu;
 mod gates;
+mod step;
 
 use super::host_input;
 use cpu::{Initial, Outputs, RecurrentGeometry, Weights};
