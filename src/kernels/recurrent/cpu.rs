@@ -3,15 +3,18 @@
 //!
 //! Every sequence-shaped buffer is batch-major `(batch, steps, width)` like the input, with
 //! the row of batch `b` at time `t` at `b * steps + t`: the input projection and the weight
-//! gradients are then single GEMMs over all `batch * steps` rows, and a step's rows are one
-//! strided matrix that `gemm` reads in place.
+//! gradients are then single GEMMs over all `batch * steps` rows, a step's rows are one
+//! strided matrix that `gemm` reads in place, and a run of batch rows is one slice, which is
+//! how `chunk.rs` hands them to threads.
 
 use super::activation::GateFloat;
-use super::step::{
-    backward_step, forward_step, task_rows, BackwardRows, ForwardRows, Simd, StepShape,
+use super::chunk::{
+    chunk_rows, run_backward, run_forward, BackwardChunk, ForwardChunk, Rows, StepWeights,
 };
+use super::simd::Simd;
 use super::RecurrentMode;
 use crate::kernels::gemm::{matmul, Mat, MatMut};
+use rayon::prelude::*;
 
 /// The sizes of one layer-direction's run.
 #[derive(Clone, Copy, Debug)]
@@ -27,12 +30,12 @@ pub(crate) struct RecurrentGeometry {
 
 impl RecurrentGeometry {
     /// Length of a gate row: `GATES * hidden`.
-    fn width(&self) -> usize {
+    pub(crate) fn width(&self) -> usize {
         self.mode.gates() * self.hidden
     }
 
     /// The time index of the `n`-th step taken.
-    fn time(&self, n: usize) -> usize {
+    pub(crate) fn time(&self, n: usize) -> usize {
         if self.reverse {
             self.steps - 1 - n
         } else {
@@ -41,24 +44,13 @@ impl RecurrentGeometry {
     }
 
     /// Offset of the row of batch `b` at time `t` in a sequence buffer of row length `len`.
-    fn row(&self, b: usize, t: usize, len: usize) -> core::ops::Range<usize> {
+    pub(crate) fn row(&self, b: usize, t: usize, len: usize) -> core::ops::Range<usize> {
         let start = (b * self.steps + t) * len;
         start..start + len
     }
 
-    /// What the elementwise pass of the `n`-th step taken needs to know.
-    fn step_shape(&self, n: usize) -> StepShape {
-        StepShape {
-            mode: self.mode,
-            steps: self.steps,
-            hidden: self.hidden,
-            t: self.time(n),
-            next: (n + 1 < self.steps).then(|| self.time(n + 1)),
-        }
-    }
-
     /// The rows of time `t` of a sequence buffer of row length `len`, as a strided matrix.
-    fn at_time<'a, E>(&self, buf: &'a [E], t: usize, len: usize) -> Mat<'a, E> {
+    pub(crate) fn at_time<'a, E>(&self, buf: &'a [E], t: usize, len: usize) -> Mat<'a, E> {
         Mat {
             data: &buf[t * len..],
             rs: self.steps * len,
@@ -70,6 +62,12 @@ impl RecurrentGeometry {
 /// Whether a GEMM is large enough to be worth gemm's threads.
 fn parallel(m: usize, n: usize, k: usize) -> bool {
     m * n * k >= 1 << 20
+}
+
+/// Whether each chunk's per-step GEMM should use gemm's threads: only when the chunks leave
+/// threads idle (gemm sums each element in the same order either way).
+fn parallel_steps(chunks: usize, rows: usize, g: &RecurrentGeometry) -> bool {
+    chunks < rayon::current_num_threads() && parallel(rows, g.width(), g.hidden)
 }
 
 /// One layer-direction's parameters in PyTorch's layout (row-major).
@@ -169,39 +167,28 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
             }
         }
     }
-    let simd = Simd::detect();
-    let per_task = task_rows(batch, width);
-    for n in 0..steps {
-        let t = g.time(n);
-        for row in hidden_side.chunks_exact_mut(width) {
-            row.copy_from_slice(w.bias_hh);
-        }
-        // With no initial state the first step's h is zero: its product is the bias alone.
-        if n > 0 || initial.h.is_some() {
-            matmul(
-                batch,
-                width,
-                hidden,
-                MatMut::row_major(&mut hidden_side, width),
-                true,
-                g.at_time(&h_prev, t, hidden),
-                Mat::row_major(&w_hh_t, width),
-                parallel(batch, width, hidden),
-            );
-        }
-        let rows = ForwardRows {
-            shape: g.step_shape(n),
-            bias_ih: w.bias_ih,
-            acts: &mut acts,
-            hidden_side: &hidden_side,
-            out: o.out,
-            h_prev: &mut h_prev,
-            aux: &mut aux,
-            tanh_c: &mut tanh_c,
-            c: &mut c,
-        };
-        forward_step(simd, rows, per_task);
-    }
+    let whole = ForwardChunk {
+        g: *g,
+        acts: &mut acts,
+        out: &mut *o.out,
+        h_prev: &mut h_prev,
+        aux: &mut aux,
+        tanh_c: &mut tanh_c,
+        c: &mut c,
+        hidden_side: &mut hidden_side,
+    };
+    let step_weights = StepWeights {
+        hh: &w_hh_t,
+        bias_ih: w.bias_ih,
+        bias_hh: w.bias_hh,
+    };
+    let (simd, per) = (Simd::detect(), chunk_rows(batch));
+    let chunks = whole.chunks(per);
+    let par = parallel_steps(chunks.len(), per, g);
+    let has_h0 = initial.h.is_some();
+    chunks
+        .into_par_iter()
+        .for_each(|chunk| run_forward(chunk, step_weights, has_h0, simd, par));
 
     // The final state: the last step's h (and c), or the initial one for an empty sequence.
     for b in 0..batch {
@@ -269,7 +256,7 @@ pub(crate) fn backward_through_time<E: GateFloat>(
     saved: Saved<E>,
     grad_out: &[E],
 ) -> GateGrads<E> {
-    let (batch, steps, hidden, width) = (g.batch, g.steps, g.hidden, g.width());
+    let (batch, steps, hidden) = (g.batch, g.steps, g.hidden);
     let gru = g.mode == RecurrentMode::Gru;
     let Saved {
         mut acts,
@@ -283,7 +270,8 @@ pub(crate) fn backward_through_time<E: GateFloat>(
     } else {
         Vec::new()
     };
-    // The gradient of h_t through step t+1's matmul, and the buffer the next one goes to.
+    // Per batch row: h_t's gradient through step t + 1's matmul, the buffer the next one
+    // goes to, and c_t's gradient.
     let mut dh_rec = vec![E::zero(); batch * hidden];
     let mut dh_next = vec![E::zero(); batch * hidden];
     let mut dc = vec![
@@ -294,39 +282,24 @@ pub(crate) fn backward_through_time<E: GateFloat>(
             0
         }
     ];
-    let simd = Simd::detect();
-    let per_task = task_rows(batch, width);
-    for n in (0..steps).rev() {
-        let t = g.time(n);
-        let rows = BackwardRows {
-            shape: g.step_shape(n),
-            acts: &mut acts,
-            hidden_grads: &mut hidden_grads,
-            h_prev: &h_prev,
-            aux: &aux,
-            tanh_c: &tanh_c,
-            grad_out,
-            dh_rec: &dh_rec,
-            dh_next: &mut dh_next,
-            dc: &mut dc,
-        };
-        backward_step(simd, rows, per_task);
-        if n > 0 {
-            // The GRU's dh_next holds the direct path dh * z; the others' is scratch.
-            let grads = if gru { &hidden_grads } else { &acts };
-            matmul(
-                batch,
-                hidden,
-                width,
-                MatMut::row_major(&mut dh_next, hidden),
-                gru,
-                g.at_time(grads, t, width),
-                Mat::row_major(w_hh, hidden),
-                parallel(batch, hidden, width),
-            );
-            core::mem::swap(&mut dh_rec, &mut dh_next);
-        }
-    }
+    let whole = BackwardChunk {
+        g: *g,
+        acts: &mut acts,
+        hidden_grads: &mut hidden_grads,
+        h_prev: &h_prev,
+        aux: &aux,
+        tanh_c: &tanh_c,
+        grad_out,
+        dh_rec: &mut dh_rec,
+        dh_next: &mut dh_next,
+        dc: &mut dc,
+    };
+    let (simd, per) = (Simd::detect(), chunk_rows(batch));
+    let chunks = whole.chunks(per);
+    let par = parallel_steps(chunks.len(), per, g);
+    chunks
+        .into_par_iter()
+        .for_each(|chunk| run_backward(chunk, w_hh, simd, par));
     GateGrads {
         g: *g,
         input_side: acts,

@@ -4,7 +4,7 @@
 //! A row of gate values is `GATES * hidden` long, gates in PyTorch's order (`i, f, g, o` for
 //! the LSTM, `r, z, n` for the GRU). Each function first checks its slices' lengths, so the
 //! loops index without bounds checks and vectorise; all are `inline(always)` so that they
-//! compile into the callers that `step.rs` builds for AVX2 and AVX-512.
+//! compile into the callers that `chunk.rs` builds for AVX2 and AVX-512.
 
 use super::activation::GateFloat;
 
@@ -21,17 +21,20 @@ fn map<E: GateFloat>(v: &mut [E], f: impl Fn(E) -> E) {
 pub(crate) struct HiddenSide<'a, E> {
     /// `b_ih`, one gate row.
     pub(crate) bias_ih: &'a [E],
-    /// `h W_hh^T + b_hh`, one gate row.
+    /// `b_hh`, one gate row.
+    pub(crate) bias_hh: &'a [E],
+    /// `h W_hh^T`, one gate row.
     pub(crate) product: &'a [E],
 }
 
-/// `row[k] = (row[k] + bias[k]) + add[k]`: PyTorch's `(x W_ih^T + b_ih) + (h W_hh^T + b_hh)`,
-/// in that order, as the composed cells sum it.
+/// `row[k] = (row[k] + b_ih[k]) + (product[k] + b_hh[k])`: PyTorch's
+/// `(x W_ih^T + b_ih) + (h W_hh^T + b_hh)`, summed in that order as the composed cells do.
 #[inline(always)]
-fn add_into<E: GateFloat>(row: &mut [E], bias: &[E], add: &[E]) {
-    assert!(bias.len() == row.len() && add.len() == row.len());
-    for k in 0..row.len() {
-        row[k] = (row[k] + bias[k]) + add[k];
+fn add_into<E: GateFloat>(row: &mut [E], bias_ih: &[E], product: &[E], bias_hh: &[E]) {
+    let n = row.len();
+    assert!(bias_ih.len() == n && product.len() == n && bias_hh.len() == n);
+    for k in 0..n {
+        row[k] = (row[k] + bias_ih[k]) + (product[k] + bias_hh[k]);
     }
 }
 
@@ -62,7 +65,7 @@ pub(crate) fn plain_forward<E: GateFloat>(
     side: HiddenSide<'_, E>,
     h: &mut [E],
 ) {
-    add_into(gates, side.bias_ih, side.product);
+    add_into(gates, side.bias_ih, side.product, side.bias_hh);
     if relu {
         map(gates, |x| x.max(E::zero()));
     } else {
@@ -111,7 +114,7 @@ pub(crate) fn lstm_forward<E: GateFloat>(
     s: LstmState<'_, E>,
 ) {
     let hidden = s.h.len();
-    add_into(gates, side.bias_ih, side.product);
+    add_into(gates, side.bias_ih, side.product, side.bias_hh);
     let [i, f, g, o] = gates_mut::<E, 4>(gates, hidden);
     map(i, E::sigmoid);
     map(f, E::sigmoid);
@@ -173,16 +176,19 @@ pub(crate) fn gru_forward<E: GateFloat>(
 ) {
     let hidden = h.len();
     let [r, z, n] = gates_mut::<E, 3>(gates, hidden);
-    let [br, bz, bn] = self::gates::<E, 3>(side.bias_ih, hidden);
-    let [hr, hz, hn] = self::gates::<E, 3>(side.product, hidden);
-    add_into(r, br, hr);
-    add_into(z, bz, hz);
+    let [xr, xz, xn] = self::gates::<E, 3>(side.bias_ih, hidden);
+    let [pr, pz, pn] = self::gates::<E, 3>(side.product, hidden);
+    let [hr, hz, hn] = self::gates::<E, 3>(side.bias_hh, hidden);
+    add_into(r, xr, pr, hr);
+    add_into(z, xz, pz, hz);
     map(r, E::sigmoid);
     map(z, E::sigmoid);
-    assert!(h_prev.len() == hidden && hidden_n.len() == hidden && bn.len() == hidden);
-    hidden_n.copy_from_slice(hn);
+    assert!(h_prev.len() == hidden && hidden_n.len() == hidden && xn.len() == hidden);
+    assert!(pn.len() == hidden && hn.len() == hidden);
     for j in 0..hidden {
-        n[j] = (n[j] + bn[j]) + r[j] * hn[j];
+        let from_hidden = pn[j] + hn[j];
+        hidden_n[j] = from_hidden;
+        n[j] = (n[j] + xn[j]) + r[j] * from_hidden;
     }
     map(n, E::tanh_gate);
     for j in 0..hidden {

@@ -2,10 +2,11 @@
 //! composed version.
 
 mod activation;
+mod chunk;
 pub mod composed;
 mod cpu;
 mod gates;
-mod step;
+mod simd;
 
 use super::host_input;
 use cpu::{Initial, Outputs, RecurrentGeometry, Weights};
