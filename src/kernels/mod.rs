@@ -86,6 +86,20 @@ where
     Ok((input, tape, values))
 }
 
+/// The values of a tensor without a tape, in the layout its shape says (row-major):
+/// `as_vec` walks dfdx's strided iterator element by element, this is one copy.
+pub(crate) fn host_values<S, E>(t: &Tensor<S, E, Cpu>) -> Result<Vec<E>, CpuError>
+where
+    S: Shape,
+    E: Dtype,
+    Cpu: Device<E>,
+{
+    let t = t.clone().try_contiguous()?;
+    let mut values = vec![E::default(); t.shape().num_elements()];
+    t.copy_into(&mut values);
+    Ok(values)
+}
+
 /// What [`host_input`] returns: the input without its tape, the tape, and its values.
 pub(crate) type HostInput<S, E, T> = (Tensor<S, E, Cpu>, T, Vec<E>);
 

@@ -214,16 +214,20 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
     }
 }
 
-/// The transpose of the row-major `rows x cols` matrix `m`, in tiles that stay in cache.
+/// The transpose of the row-major `rows x cols` matrix `m`, in 8 x 8 tiles: each tile's
+/// writes are 8 runs of 8 elements, and its 8 destination rows (often 4 KiB apart) fit in
+/// one L1 set's ways.
 fn transpose<E: GateFloat>(m: &[E], rows: usize, cols: usize) -> Vec<E> {
-    const TILE: usize = 16;
+    const TILE: usize = 8;
     assert_eq!(m.len(), rows * cols);
     let mut t = vec![E::zero(); rows * cols];
     for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
         for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    t[c * rows + r] = m[r * cols + c];
+            for c in c0..(c0 + TILE).min(cols) {
+                let column = m[r0 * cols + c..].iter().step_by(cols);
+                for (d, &v) in t[c * rows + r0..c * rows + r1].iter_mut().zip(column) {
+                    *d = v;
                 }
             }
         }
@@ -363,27 +367,27 @@ impl<E: GateFloat> GateGrads<E> {
         );
     }
 
-    /// `grad_b_ih += column sums of dG`, rows summed in order.
-    pub(crate) fn add_bias_ih_grad(&self, grad: &mut [E]) {
-        add_column_sums(&self.input_side, grad);
-    }
-
-    /// `grad_b_hh += column sums of dG_h`, rows summed in order.
-    pub(crate) fn add_bias_hh_grad(&self, grad: &mut [E]) {
-        add_column_sums(self.hidden(), grad);
+    /// The gradients of `b_ih` and `b_hh`: the column sums of the pre-activation gradients,
+    /// rows summed in order so the result is the same bits on every run. They are equal
+    /// but for the GRU's `n` gate, so the other modes sum once.
+    pub(crate) fn bias_grads(&self) -> [Vec<E>; 2] {
+        let input = column_sums(&self.input_side, self.g.width());
+        let hidden = if self.g.mode == RecurrentMode::Gru {
+            column_sums(&self.hidden_side, self.g.width())
+        } else {
+            input.clone()
+        };
+        [input, hidden]
     }
 }
 
-/// `dst += the sum of m's rows` (rows of `dst.len()`), in row order, so the result is the
-/// same bits on every run.
-fn add_column_sums<E: GateFloat>(m: &[E], dst: &mut [E]) {
-    let mut sums = vec![E::zero(); dst.len()];
-    for row in m.chunks_exact(dst.len().max(1)) {
+/// The sum of the rows of `m`, rows of `width`, in row order.
+fn column_sums<E: GateFloat>(m: &[E], width: usize) -> Vec<E> {
+    let mut sums = vec![E::zero(); width];
+    for row in m.chunks_exact(width.max(1)) {
         for (s, &v) in sums.iter_mut().zip(row) {
             *s = *s + v;
         }
     }
-    for (d, s) in dst.iter_mut().zip(sums) {
-        *d = *d + s;
-    }
+    sums
 }

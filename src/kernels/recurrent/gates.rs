@@ -2,9 +2,12 @@
 //! equations forward, and their derivatives backward, fused into a few passes over the row.
 //!
 //! A row of gate values is `GATES * hidden` long, gates in PyTorch's order (`i, f, g, o` for
-//! the LSTM, `r, z, n` for the GRU). Each function first checks its slices' lengths, so the
-//! loops index without bounds checks and vectorise; all are `inline(always)` so that they
-//! compile into the callers that `chunk.rs` builds for AVX2 and AVX-512.
+//! the LSTM, `r, z, n` for the GRU). Every loop that reads or writes several slices is a
+//! function of its own that takes them as parameters: the compiler then knows that the
+//! `&mut` ones alias nothing and vectorises without run-time overlap checks (which it gives
+//! up on past a few pointers), and reslicing them to one length removes the bounds checks.
+//! All are `inline(always)` so that they compile into the callers that `chunk.rs` builds for
+//! AVX2 and AVX-512.
 
 use super::activation::GateFloat;
 
@@ -120,14 +123,31 @@ pub(crate) fn lstm_forward<E: GateFloat>(
     map(f, E::sigmoid);
     map(g, E::tanh_gate);
     map(o, E::sigmoid);
-    assert!(s.c_prev.len() == hidden && s.c.len() == hidden && s.tanh_c.len() == hidden);
-    for j in 0..hidden {
-        let c = f[j] * s.c_prev[j] + i[j] * g[j];
-        s.c[j] = c;
-        s.tanh_c[j] = c.tanh_gate();
-    }
-    for ((h, &o), &tc) in s.h.iter_mut().zip(o.iter()).zip(s.tanh_c.iter()) {
-        *h = o * tc;
+    cell_update(i, f, g, o, s.c_prev, s.c, s.tanh_c, s.h);
+}
+
+/// `c = f * c_prev + i * g`, `h = o * tanh(c)`, one unit at a time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cell_update<E: GateFloat>(
+    i: &[E],
+    f: &[E],
+    g: &[E],
+    o: &[E],
+    c_prev: &[E],
+    c: &mut [E],
+    tanh_c: &mut [E],
+    h: &mut [E],
+) {
+    let n = h.len();
+    let (i, f, g, o, c_prev) = (&i[..n], &f[..n], &g[..n], &o[..n], &c_prev[..n]);
+    let (c, tanh_c) = (&mut c[..n], &mut tanh_c[..n]);
+    for j in 0..n {
+        let cj = f[j] * c_prev[j] + i[j] * g[j];
+        let tc = cj.tanh_gate();
+        c[j] = cj;
+        tanh_c[j] = tc;
+        h[j] = o[j] * tc;
     }
 }
 
@@ -149,17 +169,35 @@ pub(crate) struct LstmGrad<'a, E> {
 pub(crate) fn lstm_backward<E: GateFloat>(gates: &mut [E], s: LstmGrad<'_, E>) {
     let hidden = s.dh.len();
     let [i, f, g, o] = gates_mut::<E, 4>(gates, hidden);
-    assert!(s.c_prev.len() == hidden && s.tanh_c.len() == hidden && s.dc.len() == hidden);
+    lstm_derivatives(i, f, g, o, s.c_prev, s.tanh_c, s.dh, s.dc);
+}
+
+/// The LSTM's derivatives, one unit at a time: the gates' activations in, the gradients of
+/// their pre-activations out.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_derivatives<E: GateFloat>(
+    i: &mut [E],
+    f: &mut [E],
+    g: &mut [E],
+    o: &mut [E],
+    c_prev: &[E],
+    tanh_c: &[E],
+    dh: &[E],
+    dc: &mut [E],
+) {
+    let n = dh.len();
+    let (i, f, g, o) = (&mut i[..n], &mut f[..n], &mut g[..n], &mut o[..n]);
+    let (c_prev, tanh_c, dc) = (&c_prev[..n], &tanh_c[..n], &mut dc[..n]);
     let one = E::one();
-    for j in 0..hidden {
-        let (ij, fj, gj, oj, tc) = (i[j], f[j], g[j], o[j], s.tanh_c[j]);
-        let dh = s.dh[j];
-        let dc = dh * oj * (one - tc * tc) + s.dc[j];
-        s.dc[j] = dc * fj;
-        i[j] = dc * gj * ij * (one - ij);
-        f[j] = dc * s.c_prev[j] * fj * (one - fj);
-        g[j] = dc * ij * (one - gj * gj);
-        o[j] = dh * tc * oj * (one - oj);
+    for j in 0..n {
+        let (ij, fj, gj, oj, tc) = (i[j], f[j], g[j], o[j], tanh_c[j]);
+        let dcj = dh[j] * oj * (one - tc * tc) + dc[j];
+        dc[j] = dcj * fj;
+        i[j] = dcj * gj * ij * (one - ij);
+        f[j] = dcj * c_prev[j] * fj * (one - fj);
+        g[j] = dcj * ij * (one - gj * gj);
+        o[j] = dh[j] * tc * oj * (one - oj);
     }
 }
 
@@ -183,15 +221,37 @@ pub(crate) fn gru_forward<E: GateFloat>(
     add_into(z, xz, pz, hz);
     map(r, E::sigmoid);
     map(z, E::sigmoid);
-    assert!(h_prev.len() == hidden && hidden_n.len() == hidden && xn.len() == hidden);
-    assert!(pn.len() == hidden && hn.len() == hidden);
-    for j in 0..hidden {
-        let from_hidden = pn[j] + hn[j];
-        hidden_n[j] = from_hidden;
-        n[j] = (n[j] + xn[j]) + r[j] * from_hidden;
-    }
+    candidate(n, xn, r, pn, hn, hidden_n);
     map(n, E::tanh_gate);
-    for j in 0..hidden {
+    blend(h, n, z, h_prev);
+}
+
+/// `n = (x W_in^T + b_in) + r * (h W_hn^T + b_hn)` before its tanh, keeping the hidden part.
+#[inline(always)]
+fn candidate<E: GateFloat>(
+    n: &mut [E],
+    bias_in: &[E],
+    r: &[E],
+    product: &[E],
+    bias_hn: &[E],
+    hidden_n: &mut [E],
+) {
+    let len = n.len();
+    let (bias_in, r, product) = (&bias_in[..len], &r[..len], &product[..len]);
+    let (bias_hn, hidden_n) = (&bias_hn[..len], &mut hidden_n[..len]);
+    for j in 0..len {
+        let from_hidden = product[j] + bias_hn[j];
+        hidden_n[j] = from_hidden;
+        n[j] = (n[j] + bias_in[j]) + r[j] * from_hidden;
+    }
+}
+
+/// `h = n + z * (h_prev - n)`.
+#[inline(always)]
+fn blend<E: GateFloat>(h: &mut [E], n: &[E], z: &[E], h_prev: &[E]) {
+    let len = h.len();
+    let (n, z, h_prev) = (&n[..len], &z[..len], &h_prev[..len]);
+    for j in 0..len {
         h[j] = n[j] + z[j] * (h_prev[j] - n[j]);
     }
 }
@@ -216,14 +276,35 @@ pub(crate) fn gru_backward<E: GateFloat>(gates: &mut [E], s: GruGrad<'_, E>) {
     let hidden = s.dh.len();
     let [r, z, n] = gates_mut::<E, 3>(gates, hidden);
     let [hr, hz, hn] = gates_mut::<E, 3>(s.hidden_side, hidden);
-    assert!(s.h_prev.len() == hidden && s.hidden_n.len() == hidden);
+    gru_derivatives(r, z, n, hr, hz, hn, s.h_prev, s.hidden_n, s.dh);
+}
+
+/// The GRU's derivatives, one unit at a time: `r, z, n` in, the input side's gradients out
+/// in their place and the hidden side's in `hr, hz, hn`; `dh` becomes `dh * z`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_derivatives<E: GateFloat>(
+    r: &mut [E],
+    z: &mut [E],
+    n: &mut [E],
+    hr: &mut [E],
+    hz: &mut [E],
+    hn: &mut [E],
+    h_prev: &[E],
+    hidden_n: &[E],
+    dh: &mut [E],
+) {
+    let len = dh.len();
+    let (r, z, n) = (&mut r[..len], &mut z[..len], &mut n[..len]);
+    let (hr, hz, hn) = (&mut hr[..len], &mut hz[..len], &mut hn[..len]);
+    let (h_prev, hidden_n) = (&h_prev[..len], &hidden_n[..len]);
     let one = E::one();
-    for j in 0..hidden {
-        let (rj, zj, nj, dh) = (r[j], z[j], n[j], s.dh[j]);
-        let dn = dh * (one - zj) * (one - nj * nj);
-        let dz = dh * (s.h_prev[j] - nj) * zj * (one - zj);
-        let dr = dn * s.hidden_n[j] * rj * (one - rj);
-        s.dh[j] = dh * zj;
+    for j in 0..len {
+        let (rj, zj, nj, d) = (r[j], z[j], n[j], dh[j]);
+        let dn = d * (one - zj) * (one - nj * nj);
+        let dz = d * (h_prev[j] - nj) * zj * (one - zj);
+        let dr = dn * hidden_n[j] * rj * (one - rj);
+        dh[j] = d * zj;
         r[j] = dr;
         z[j] = dz;
         n[j] = dn;

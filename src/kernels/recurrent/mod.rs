@@ -8,7 +8,7 @@ mod cpu;
 mod gates;
 mod simd;
 
-use super::host_input;
+use super::{accumulate, host_input, host_values};
 use cpu::{Initial, Outputs, RecurrentGeometry, Weights};
 use dfdx::prelude::{
     Const, Cpu, Device, Dim, Dtype, HasShape, PutTape, Storage, Tape, Tensor, TensorFromVec,
@@ -163,10 +163,12 @@ macro_rules! cpu_recurrent_impl {
                     mode.gates() * HIDDEN,
                 );
                 let (input, mut tape, x) = host_input(input)?;
-                let (w_ih, w_hh) = (params.weight_ih.as_vec(), params.weight_hh.as_vec());
-                let (b_ih, b_hh) = (params.bias_ih.as_vec(), params.bias_hh.as_vec());
-                let h0 = initial.as_ref().map(|(h, _)| h.as_vec());
-                let c0 = initial.as_ref().and_then(|(_, c)| c.as_ref().map(|c| c.as_vec()));
+                let (w_ih, w_hh) = (host_values(params.weight_ih)?, host_values(params.weight_hh)?);
+                let (b_ih, b_hh) = (host_values(params.bias_ih)?, host_values(params.bias_hh)?);
+                let (h0, c0) = match &initial {
+                    Some((h, c)) => (Some(host_values(h)?), c.as_ref().map(host_values).transpose()?),
+                    None => (None, None),
+                };
                 let lstm = mode == RecurrentMode::Lstm;
                 let mut out = vec![0.0; g.batch * g.steps * HIDDEN];
                 let mut h_n = vec![0.0; g.batch * HIDDEN];
@@ -199,8 +201,9 @@ macro_rules! cpu_recurrent_impl {
                         gate_grads.add_input_grad(&w_ih, grads.get_or_alloc_mut(&input)?);
                         gate_grads.add_weight_ih_grad(&x, grads.get_or_alloc_mut(&weight_ih)?);
                         gate_grads.add_weight_hh_grad(grads.get_or_alloc_mut(&weight_hh)?);
-                        gate_grads.add_bias_ih_grad(grads.get_or_alloc_mut(&bias_ih)?);
-                        gate_grads.add_bias_hh_grad(grads.get_or_alloc_mut(&bias_hh)?);
+                        let [b_ih, b_hh] = gate_grads.bias_grads();
+                        accumulate(grads.get_or_alloc_mut(&bias_ih)?, &b_ih);
+                        accumulate(grads.get_or_alloc_mut(&bias_hh)?, &b_hh);
                         Ok(())
                     });
                 }
