@@ -285,7 +285,9 @@ fn gru_and_rnn_cell_gradients_match_finite_differences() {
 
 #[test]
 fn cells_step_like_one_layer_sequences() {
-    // A one-step sequence through Lstm<I, H> is the cell with the same weights.
+    // A one-step sequence through Lstm<I, H> is the cell with the same weights. The
+    // sequence runs the device's recurrent kernel and the cell dfdx's ops, whose matmuls
+    // sum in other orders: equal to f64 rounding, not bit for bit.
     let dev = TestDevice::default();
     let lstm = dev.build_module::<Lstm<I, H>, f64>();
     let cell = &lstm.first[0];
@@ -294,9 +296,9 @@ fn cells_step_like_one_layer_sequences() {
     let seq: Tensor<Rank3<B, 1, I>, f64, _> = x.reshape();
     let (y, (hn, cn)) = lstm.forward_with_state(seq, None);
     let exact = Tolerance { abs: 0.0, rel: 0.0 };
-    assert_close("h", &h.as_vec(), &y.as_vec(), exact);
-    assert_close("h_n", &hn.as_vec(), &h.as_vec(), exact);
-    assert_close("c_n", &cn.as_vec(), &c.as_vec(), exact);
+    assert_close("h", &y.as_vec(), &h.as_vec(), F64_MATCH);
+    assert_close("h_n", &hn.as_vec(), &y.as_vec(), exact);
+    assert_close("c_n", &cn.as_vec(), &c.as_vec(), F64_MATCH);
 }
 
 #[test]

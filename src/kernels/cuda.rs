@@ -10,12 +10,14 @@
 use super::conv2d::composed::{self as conv_composed, Dyn4};
 use super::conv_transpose2d::composed as transpose_composed;
 use super::pool2d::composed as pool_composed;
+use super::recurrent::composed as recurrent_composed;
 use super::resample::composed_resample2d;
 use super::{
     Conv2dGeometry, Conv2dKernel, ConvTranspose2dGeometry, ConvTranspose2dKernel, Pool2dGeometry,
-    Pool2dKernel, PoolKind, Resample2dKernel, ResampleAxis,
+    Pool2dKernel, PoolKind, RecurrentKernel, RecurrentMode, RecurrentOutput, RecurrentParams,
+    RecurrentState, Resample2dKernel, ResampleAxis,
 };
-use dfdx::prelude::{Cuda, Device, Dtype, HasShape, ReshapeTo, Shape, Tape, Tensor};
+use dfdx::prelude::{Cuda, Device, Dim, Dtype, HasShape, ReshapeTo, Shape, Tape, Tensor};
 
 /// Views `t` as `(a, b, c, d)`, the layout the compositions take.
 fn as_dyn4<S: Shape, E: Dtype, T: Tape<E, Cuda>>(
@@ -102,5 +104,20 @@ where
         let planes = input.shape().num_elements() / plane.max(1);
         let input = as_dyn4(input, (planes, 1, rows.input_len(), cols.input_len()))?;
         composed_resample2d(input, &rows, &cols)?.try_reshape_like(&out_shape)
+    }
+}
+
+impl<E: Dtype> RecurrentKernel<E> for Cuda
+where
+    Cuda: Device<E>,
+{
+    fn try_recurrent<B: Dim, S: Dim, I: Dim, G: Dim, const HIDDEN: usize, T: Tape<E, Self>>(
+        input: Tensor<(B, S, I), E, Self, T>,
+        params: RecurrentParams<'_, G, I, HIDDEN, E, Self>,
+        initial: Option<RecurrentState<B, HIDDEN, E, Self>>,
+        mode: RecurrentMode,
+        reverse: bool,
+    ) -> Result<RecurrentOutput<B, S, HIDDEN, E, Self, T>, Self::Err> {
+        recurrent_composed::recurrent(input, params, initial, mode, reverse)
     }
 }

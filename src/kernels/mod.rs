@@ -1,8 +1,9 @@
-//! Custom ops on dfdx's tape: 2-D convolution and pooling, a CPU kernel and a
-//! device-generic composition of dfdx ops for each.
+//! Custom ops on dfdx's tape: 2-D convolution, pooling, resampling and the recurrent
+//! layers' sequence op, a CPU kernel and a device-generic composition of dfdx ops for each.
 //!
-//! dfdx 0.13 has no convolution or pooling on stable Rust. Each op here is a
-//! device trait ([`Conv2dKernel`], [`Pool2dKernel`]) whose CPU impl runs the fast
+//! dfdx 0.13 has no convolution or pooling on stable Rust, and its per-op autodiff makes a
+//! recurrent layer dozens of tiny ops per time step. Each op here is a device trait
+//! ([`Conv2dKernel`], [`Pool2dKernel`], [`RecurrentKernel`], ...) whose CPU impl runs the fast
 //! slice kernels in `cpu.rs` and registers their backward on the input's tape
 //! through dfdx's public API (`split_tape`, `Tape::add_backward_op`,
 //! `Gradients::get_or_alloc_mut`, `put_tape`). The `composed` versions build the same
@@ -22,6 +23,7 @@ pub mod geometry;
 pub mod layer_norm;
 pub mod linear;
 pub mod pool2d;
+pub mod recurrent;
 pub mod resample;
 
 use dfdx::prelude::{
@@ -33,6 +35,9 @@ pub use conv_transpose2d::{ConvTranspose2dGeometry, ConvTranspose2dKernel};
 pub use dispatch::with_composed_ops;
 pub use geometry::{Conv2dGeometry, Pool2dGeometry};
 pub use pool2d::{Pool2dKernel, PoolKind};
+pub use recurrent::{
+    RecurrentKernel, RecurrentMode, RecurrentOutput, RecurrentParams, RecurrentState,
+};
 pub use resample::{Resample2dKernel, ResampleAxis};
 
 /// A device with every shapesafe kernel for dtype `E`: `Cpu`, and `Cuda` under the `cuda`
@@ -55,6 +60,7 @@ pub trait KernelDevice<E: Dtype>:
     + Pool2dKernel<E>
     + ConvTranspose2dKernel<E>
     + Resample2dKernel<E>
+    + RecurrentKernel<E>
     + dfdx::nn::DeviceBuildExt
 {
 }
@@ -64,6 +70,7 @@ impl<E: Dtype, D> KernelDevice<E> for D where
         + Pool2dKernel<E>
         + ConvTranspose2dKernel<E>
         + Resample2dKernel<E>
+        + RecurrentKernel<E>
         + dfdx::nn::DeviceBuildExt
 {
 }

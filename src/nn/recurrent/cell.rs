@@ -1,6 +1,8 @@
 //! `Cell`: one layer-direction's weights, PyTorch's `RNNCell`/`LSTMCell`/`GRUCell`, and one step.
 
-use super::{gru, lstm, rnn, CellMode, Hidden, Shared};
+use super::{gru, lstm, rnn, CellMode};
+use crate::kernels::recurrent::composed::{project, GateParams};
+use crate::kernels::RecurrentParams;
 use crate::nn::init::uniform_fan_in;
 use crate::shape::{check_recurrent, Gates, StaticDim};
 use core::marker::PhantomData;
@@ -103,53 +105,6 @@ where
     }
 }
 
-/// Splits `(GATES * HIDDEN, In)` rows into `GATES` tensors `(HIDDEN, In)`, transposed
-/// to `(In, HIDDEN)` for a right-hand matmul.
-#[allow(clippy::type_complexity)]
-fn gate_weights<In: StaticDim, const GATES: usize, const HIDDEN: usize, E, D, T>(
-    w: Tensor<(Gates<HIDDEN, GATES>, In), E, D, T>,
-) -> Result<Vec<Tensor<(In, Const<HIDDEN>), E, D, T>>, D::Err>
-where
-    E: Dtype,
-    D: Device<E>,
-    T: Tape<E, D>,
-{
-    let dev = w.device().clone();
-    let w = w.try_reshape_like(&(Const::<GATES>, Const::<HIDDEN>, In::default()))?;
-    let mut w = Shared::new(w);
-    (0..GATES)
-        .map(|k| {
-            w.take()
-                .try_select(dev.tensor(k))?
-                .try_permute::<(In, Const<HIDDEN>), _>()
-        })
-        .collect()
-}
-
-/// Splits a `(GATES * HIDDEN,)` bias into `GATES` biases `(HIDDEN,)`.
-#[allow(clippy::type_complexity)]
-fn gate_biases<const GATES: usize, const HIDDEN: usize, E, D, T>(
-    b: Tensor<(Gates<HIDDEN, GATES>,), E, D, T>,
-) -> Result<Vec<Tensor<(Const<HIDDEN>,), E, D, T>>, D::Err>
-where
-    E: Dtype,
-    D: Device<E>,
-    T: Tape<E, D>,
-{
-    let dev = b.device().clone();
-    let b = b.try_reshape_like(&(Const::<GATES>, Const::<HIDDEN>))?;
-    let mut b = Shared::new(b);
-    (0..GATES)
-        .map(|k| b.take().try_select(dev.tensor(k)))
-        .collect()
-}
-
-/// One side of a cell, per gate: `W_k^T` and `b_k` on the tape `T`.
-pub(crate) struct GateParams<In: Dim, const HIDDEN: usize, E: Dtype, D: Storage<E>, T> {
-    pub(crate) weights: Vec<Tensor<(In, Const<HIDDEN>), E, D, T>>,
-    pub(crate) biases: Vec<Tensor<(Const<HIDDEN>,), E, D, T>>,
-}
-
 impl<M: CellMode, In: StaticDim, const GATES: usize, const HIDDEN: usize, E, D>
     Cell<M, In, GATES, HIDDEN, E, D>
 where
@@ -160,46 +115,25 @@ where
     pub(crate) fn input_side<T: Tape<E, D>>(
         &self,
     ) -> Result<GateParams<In, HIDDEN, E, D, T>, D::Err> {
-        Ok(GateParams {
-            weights: gate_weights(self.weight_ih.retaped::<T>())?,
-            biases: gate_biases(self.bias_ih.retaped::<T>())?,
-        })
+        GateParams::split(self.weight_ih.retaped(), self.bias_ih.retaped(), GATES)
     }
 
     /// The hidden side's per-gate weights and biases, on a fresh tape `T`.
     pub(crate) fn hidden_side<T: Tape<E, D>>(
         &self,
     ) -> Result<GateParams<Const<HIDDEN>, HIDDEN, E, D, T>, D::Err> {
-        Ok(GateParams {
-            weights: gate_weights(self.weight_hh.retaped::<T>())?,
-            biases: gate_biases(self.bias_hh.retaped::<T>())?,
-        })
+        GateParams::split(self.weight_hh.retaped(), self.bias_hh.retaped(), GATES)
     }
-}
 
-/// `x W_k^T + b_k` for every gate `k`.
-#[allow(clippy::type_complexity)]
-pub(crate) fn project<N: Dim, In: Dim, const HIDDEN: usize, E, D, T>(
-    x: Tensor<(N, In), E, D, T>,
-    params: GateParams<In, HIDDEN, E, D, T>,
-) -> Result<Vec<Hidden<N, HIDDEN, E, D, T>>, D::Err>
-where
-    E: Dtype,
-    D: Device<E>,
-    T: Tape<E, D>,
-{
-    let rows = x.shape().0;
-    let mut x = Shared::new(x);
-    params
-        .weights
-        .into_iter()
-        .zip(params.biases)
-        .map(|(w, b)| {
-            x.take()
-                .try_matmul(w)?
-                .try_add(b.try_broadcast_like(&(rows, Const::<HIDDEN>))?)
-        })
-        .collect()
+    /// The four parameters, borrowed, as the kernels take them.
+    pub(crate) fn params(&self) -> RecurrentParams<'_, Gates<HIDDEN, GATES>, In, HIDDEN, E, D> {
+        RecurrentParams {
+            weight_ih: &self.weight_ih,
+            weight_hh: &self.weight_hh,
+            bias_ih: &self.bias_ih,
+            bias_hh: &self.bias_hh,
+        }
+    }
 }
 
 /// Relabels a checked feature dim as `Const<INPUT>`; zero-copy.

@@ -1,6 +1,7 @@
 //! The GRU: PyTorch's gates `r, z, n`, `n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`.
 
-use super::{CellMode, Hidden};
+use super::CellMode;
+use crate::kernels::RecurrentMode;
 use dfdx::prelude::*;
 
 /// The builder types of the GRU.
@@ -66,6 +67,7 @@ pub struct GruMode;
 impl CellMode for GruMode {
     const GATES: usize = 3;
     const NAME: &'static str = "Gru";
+    const KIND: RecurrentMode = RecurrentMode::Gru;
     type State<S: Shape, E: Dtype, D: Storage<E>, T> = Tensor<S, E, D, T>;
 
     fn pack<S: Shape, E: Dtype, D: Storage<E>, T>(
@@ -79,35 +81,5 @@ impl CellMode for GruMode {
         state: Self::State<S, E, D, T>,
     ) -> (Tensor<S, E, D, T>, Option<Tensor<S, E, D, T>>) {
         (state, None)
-    }
-
-    fn step<B: Dim, const HIDDEN: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>(
-        from_input: Vec<Hidden<B, HIDDEN, E, D, T>>,
-        from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
-        previous: Hidden<B, HIDDEN, E, D, T>,
-        _cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-    ) -> Result<
-        (
-            Hidden<B, HIDDEN, E, D, T>,
-            Option<Hidden<B, HIDDEN, E, D, T>>,
-        ),
-        D::Err,
-    > {
-        let mut xs = from_input.into_iter();
-        let mut hs = from_hidden.into_iter();
-        let mut next = || match (xs.next(), hs.next()) {
-            (Some(x), Some(h)) => (x, h),
-            _ => unreachable!("three gates"),
-        };
-        let (xr, hr) = next();
-        let reset = xr.try_add(hr)?.try_sigmoid()?;
-        let (xz, hz) = next();
-        let update = xz.try_add(hz)?.try_sigmoid()?;
-        let (xn, hn) = next();
-        let new = xn.try_add(reset.try_mul(hn)?)?.try_tanh()?;
-        // (1 - z) * n + z * h, written as n + z * (h - n) to use n and z once each on the tape.
-        let new_plain = new.with_empty_tape();
-        let h = new.try_add(update.try_mul(previous.try_sub(new_plain)?)?)?;
-        Ok((h, None))
     }
 }

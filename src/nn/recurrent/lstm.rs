@@ -1,6 +1,7 @@
 //! The LSTM: PyTorch's gates `i, f, g, o`, `c' = f * c + i * g`, `h' = o * tanh(c')`.
 
-use super::{CellMode, Hidden};
+use super::CellMode;
+use crate::kernels::RecurrentMode;
 use dfdx::prelude::*;
 
 /// The builder types of the LSTM.
@@ -81,6 +82,7 @@ pub struct LstmMode;
 impl CellMode for LstmMode {
     const GATES: usize = 4;
     const NAME: &'static str = "Lstm";
+    const KIND: RecurrentMode = RecurrentMode::Lstm;
     type State<S: Shape, E: Dtype, D: Storage<E>, T> = (Tensor<S, E, D, T>, Tensor<S, E, D, T>);
 
     fn pack<S: Shape, E: Dtype, D: Storage<E>, T>(
@@ -97,40 +99,5 @@ impl CellMode for LstmMode {
         (h, c): Self::State<S, E, D, T>,
     ) -> (Tensor<S, E, D, T>, Option<Tensor<S, E, D, T>>) {
         (h, Some(c))
-    }
-
-    fn step<B: Dim, const HIDDEN: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>(
-        from_input: Vec<Hidden<B, HIDDEN, E, D, T>>,
-        from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
-        previous: Hidden<B, HIDDEN, E, D, T>,
-        cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-    ) -> Result<
-        (
-            Hidden<B, HIDDEN, E, D, T>,
-            Option<Hidden<B, HIDDEN, E, D, T>>,
-        ),
-        D::Err,
-    > {
-        let mut pre = from_input.into_iter().zip(from_hidden);
-        let mut gate = || {
-            let (x, h) = pre.next().expect("four gates");
-            x.try_add(h)
-        };
-        let input = gate()?.try_sigmoid()?;
-        let forget = gate()?.try_sigmoid()?;
-        let candidate = gate()?.try_tanh()?;
-        let output = gate()?.try_sigmoid()?;
-        let cell = match cell {
-            Some(c) => c,
-            None => previous
-                .device()
-                .try_zeros_like(previous.shape())?
-                .retaped::<T>(),
-        };
-        let cell = forget.try_mul(cell)?.try_add(input.try_mul(candidate)?)?;
-        // The returned c carries an empty tape: its operations travel on h', which uses it.
-        let kept = cell.with_empty_tape();
-        let h = output.try_mul(cell.try_tanh()?)?;
-        Ok((h, Some(kept)))
     }
 }

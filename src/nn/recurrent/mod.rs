@@ -1,8 +1,9 @@
 //! Recurrent layers: `Rnn`, `Lstm`, `Gru` over sequences, their one-step cells, and `LastStep`.
 //!
 //! PyTorch's equations, gate order and parameter names (`weight_ih_l0`, `bias_hh_l1_reverse`, ...),
-//! so PyTorch state dicts load by name. Everything is composed from dfdx ops over time
-//! steps, so dfdx differentiates it and it runs on any dfdx device.
+//! so PyTorch state dicts load by name. A sequence layer runs each layer-direction through
+//! the device's [`RecurrentKernel`](crate::kernels::RecurrentKernel) (on the CPU one fused
+//! kernel per sequence); the one-step cells are composed from dfdx ops.
 
 pub mod cell;
 pub mod gru;
@@ -11,6 +12,8 @@ pub mod lstm;
 pub mod rnn;
 pub mod sequence;
 
+use crate::kernels::recurrent::composed;
+use crate::kernels::RecurrentMode;
 use dfdx::prelude::*;
 
 /// One time step's `(B, HIDDEN)` tensor.
@@ -32,6 +35,8 @@ pub trait CellMode: 'static + Copy + Default + core::fmt::Debug + Send + Sync {
     const GATES: usize;
     /// The sequence layer's name, as in error messages: `Lstm`.
     const NAME: &'static str;
+    /// The equations, as the kernels name them.
+    const KIND: RecurrentMode;
     /// The state PyTorch passes around: `h` for RNN and GRU, `(h, c)` for LSTM.
     type State<S: Shape, E: Dtype, D: Storage<E>, T>;
 
@@ -63,28 +68,8 @@ pub trait CellMode: 'static + Copy + Default + core::fmt::Debug + Send + Sync {
             Option<Hidden<B, HIDDEN, E, D, T>>,
         ),
         D::Err,
-    >;
-}
-
-/// A tensor used several times on one tape: the first use takes the tape, the
-/// others an empty one, so the tape's operations are kept exactly once.
-pub(crate) struct Shared<S: Shape, E: Dtype, D: Storage<E>, T> {
-    taped: Option<Tensor<S, E, D, T>>,
-    plain: Tensor<S, E, D, T>,
-}
-
-impl<S: Shape, E: Dtype, D: Storage<E>, T: Default> Shared<S, E, D, T> {
-    pub(crate) fn new(t: Tensor<S, E, D, T>) -> Self {
-        Self {
-            plain: t.with_empty_tape(),
-            taped: Some(t),
-        }
-    }
-
-    pub(crate) fn take(&mut self) -> Tensor<S, E, D, T> {
-        self.taped
-            .take()
-            .unwrap_or_else(|| self.plain.with_empty_tape())
+    > {
+        composed::step(Self::KIND, from_input, from_hidden, previous, cell)
     }
 }
 

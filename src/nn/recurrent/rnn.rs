@@ -1,6 +1,7 @@
 //! The plain (Elman) RNN: `h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`, or with ReLU.
 
-use super::{CellMode, Hidden};
+use super::CellMode;
+use crate::kernels::RecurrentMode;
 use dfdx::prelude::*;
 
 /// The builder types of the plain RNN.
@@ -95,10 +96,11 @@ pub struct TanhMode;
 pub struct ReluMode;
 
 macro_rules! plain_mode {
-    ($mode:ident, $name:literal, $act:ident) => {
+    ($mode:ident, $name:literal, $kind:ident) => {
         impl CellMode for $mode {
             const GATES: usize = 1;
             const NAME: &'static str = $name;
+            const KIND: RecurrentMode = RecurrentMode::$kind;
             type State<S: Shape, E: Dtype, D: Storage<E>, T> = Tensor<S, E, D, T>;
 
             fn pack<S: Shape, E: Dtype, D: Storage<E>, T>(
@@ -113,30 +115,9 @@ macro_rules! plain_mode {
             ) -> (Tensor<S, E, D, T>, Option<Tensor<S, E, D, T>>) {
                 (state, None)
             }
-
-            fn step<B: Dim, const HIDDEN: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>(
-                from_input: Vec<Hidden<B, HIDDEN, E, D, T>>,
-                from_hidden: Vec<Hidden<B, HIDDEN, E, D, T>>,
-                _previous: Hidden<B, HIDDEN, E, D, T>,
-                _cell: Option<Hidden<B, HIDDEN, E, D, T>>,
-            ) -> Result<
-                (
-                    Hidden<B, HIDDEN, E, D, T>,
-                    Option<Hidden<B, HIDDEN, E, D, T>>,
-                ),
-                D::Err,
-            > {
-                let (Some(x), Some(h)) = (
-                    from_input.into_iter().next(),
-                    from_hidden.into_iter().next(),
-                ) else {
-                    unreachable!("one gate")
-                };
-                Ok((x.try_add(h)?.$act()?, None))
-            }
         }
     };
 }
 
-plain_mode!(TanhMode, "Rnn", try_tanh);
-plain_mode!(ReluMode, "RnnRelu", try_relu);
+plain_mode!(TanhMode, "Rnn", Tanh);
+plain_mode!(ReluMode, "RnnRelu", Relu);

@@ -1,7 +1,8 @@
 //! `Recurrent`: a stacked, optionally bidirectional recurrent layer run over whole sequences.
 
-use super::cell::{project, realize_features, reset_uniform, Cell};
-use super::{gru, lstm, relabel, rnn, CellMode, Hidden, Shared};
+use super::cell::{realize_features, reset_uniform, Cell};
+use super::{gru, lstm, relabel, rnn, CellMode, Hidden};
+use crate::kernels::{RecurrentKernel, RecurrentOutput, RecurrentState};
 use crate::shape::{
     check_recurrent, check_recurrent_layers, directions, recurrent_name, Directions, Gates,
     LayerDirections, ShapeInfer, StaticDim,
@@ -161,103 +162,27 @@ fn assemble<M, In: Dim, const GATES: usize, const HIDDEN: usize, E: Dtype, D: St
 }
 
 /// One direction's final `h` and `c`, detached.
-type Final<B, const HIDDEN: usize, E, D> = (
-    Hidden<B, HIDDEN, E, D, NoneTape>,
-    Option<Hidden<B, HIDDEN, E, D, NoneTape>>,
-);
+type Final<B, const HIDDEN: usize, E, D> = RecurrentState<B, HIDDEN, E, D>;
 
-/// Runs one direction of one layer over `x: (B, T, In)`; returns `(T, B, HIDDEN)` and
-/// the final state.
+/// Runs one direction of one layer over `x: (B, T, In)` through the device's kernel;
+/// returns `(B, T, HIDDEN)` and the final state.
 #[allow(clippy::type_complexity)]
 fn run_direction<M, In, B, Steps, const GATES: usize, const HIDDEN: usize, E, D, T>(
     cell: &Cell<M, In, GATES, HIDDEN, E, D>,
     x: Tensor<(B, Steps, In), E, D, T>,
     reverse: bool,
     initial: Option<Final<B, HIDDEN, E, D>>,
-) -> Result<
-    (
-        Tensor<(Steps, B, Const<HIDDEN>), E, D, T>,
-        Final<B, HIDDEN, E, D>,
-    ),
-    D::Err,
->
+) -> Result<RecurrentOutput<B, Steps, HIDDEN, E, D, T>, D::Err>
 where
     M: CellMode,
     In: StaticDim,
     B: Dim,
     Steps: Dim,
     E: Dtype,
-    D: Device<E>,
+    D: RecurrentKernel<E>,
     T: Tape<E, D>,
 {
-    let dev = x.device().clone();
-    let (batch, steps, _) = *x.shape();
-    let rows = batch.size() * steps.size();
-    // The input side of every step at once: one matmul per gate over all B * T rows.
-    let x = x.try_reshape_like(&(rows, In::default()))?;
-    let mut from_input: Vec<Shared<(Steps, B, Const<HIDDEN>), E, D, T>> =
-        project(x, cell.input_side::<T>()?)?
-            .into_iter()
-            .map(|p| {
-                let p = p.try_reshape_like(&(batch, steps, Const::<HIDDEN>))?;
-                Ok(Shared::new(p.try_permute::<_, Axes3<1, 0, 2>>()?))
-            })
-            .collect::<Result<_, D::Err>>()?;
-    let hidden = cell.hidden_side::<T>()?;
-    let mut weights: Vec<_> = hidden.weights.into_iter().map(Shared::new).collect();
-    let mut biases: Vec<_> = hidden
-        .biases
-        .into_iter()
-        .map(|b| {
-            Ok(Shared::new(
-                b.try_broadcast_like(&(batch, Const::<HIDDEN>))?,
-            ))
-        })
-        .collect::<Result<_, D::Err>>()?;
-
-    let (h0, c0) = match initial {
-        Some((h, c)) => (h, c),
-        None => (dev.try_zeros_like(&(batch, Const::<HIDDEN>))?, None),
-    };
-    let mut h: Hidden<B, HIDDEN, E, D, T> = h0.retaped::<T>();
-    let mut c = match c0 {
-        Some(c) => Some(c.retaped::<T>()),
-        None if M::GATES == 4 => Some(dev.try_zeros_like(&(batch, Const::<HIDDEN>))?.retaped()),
-        None => None,
-    };
-    let count = steps.size();
-    let mut outputs: Vec<Option<Hidden<B, HIDDEN, E, D, T>>> = (0..count).map(|_| None).collect();
-    let mut last = None;
-    for n in 0..count {
-        let t = if reverse { count - 1 - n } else { n };
-        let index = dev.tensor(t);
-        let gx = from_input
-            .iter_mut()
-            .map(|p| p.take().try_select(index.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut h_shared = Shared::new(h);
-        let gh = weights
-            .iter_mut()
-            .zip(biases.iter_mut())
-            .map(|(w, b)| h_shared.take().try_matmul(w.take())?.try_add(b.take()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (h_new, c_new) = M::step(gx, gh, h_shared.take(), c)?;
-        c = c_new;
-        outputs[t] = Some(h_new.with_empty_tape());
-        last = Some(t);
-        h = h_new;
-    }
-    let finals = (
-        h.retaped::<NoneTape>(),
-        c.as_ref().map(|c| c.retaped::<NoneTape>()),
-    );
-    // The last step's h carries the whole tape: it goes into the output in its place.
-    if let Some(t) = last {
-        outputs[t] = Some(h);
-    }
-    let outputs: Vec<_> = outputs.into_iter().flatten().collect();
-    let stacked = outputs.try_stack()?;
-    Ok((relabel(stacked), finals))
+    D::try_recurrent(x, cell.params(), initial, M::KIND, reverse)
 }
 
 /// Runs one layer (both directions when `BIDIRECTIONAL`) over `x: (B, T, In)`.
@@ -274,7 +199,7 @@ where
     B: Dim,
     Steps: Dim,
     E: Dtype,
-    D: Device<E>,
+    D: RecurrentKernel<E>,
     T: Tape<E, D>,
 {
     let mut next_initial = || {
@@ -289,16 +214,16 @@ where
         let (backward, b) = run_direction(&cells[1], x, true, next_initial())?;
         finals.push(f);
         finals.push(b);
-        let forward: Tensor<(Steps, B, usize), E, D, T> = relabel(forward);
-        let backward: Tensor<(Steps, B, usize), E, D, T> = relabel(backward);
+        let forward: Tensor<(B, Steps, usize), E, D, T> = relabel(forward);
+        let backward: Tensor<(B, Steps, usize), E, D, T> = relabel(backward);
         let both = (forward, backward).try_concat_along(Axis::<2>)?;
-        relabel::<_, (Steps, B, Directions<HIDDEN, BI>), _, _, _>(both)
+        relabel::<_, (B, Steps, Directions<HIDDEN, BI>), _, _, _>(both)
     } else {
         let (forward, f) = run_direction(&cells[0], x, false, next_initial())?;
         finals.push(f);
         relabel(forward)
     };
-    out.try_permute::<_, Axes3<1, 0, 2>>()
+    Ok(out)
 }
 
 impl<
@@ -309,7 +234,7 @@ impl<
         const LAYERS: usize,
         const BIDIRECTIONAL: bool,
         E: Dtype,
-        D: Device<E>,
+        D: RecurrentKernel<E>,
     > Recurrent<M, GATES, INPUT, HIDDEN, LAYERS, BIDIRECTIONAL, E, D>
 {
     /// The whole forward pass, with optional initial state and dropout between layers.
@@ -467,7 +392,7 @@ macro_rules! sequence_modules {
                 Steps: Dim,
                 F: StaticDim,
                 E: Dtype,
-                D: Device<E>,
+                D: RecurrentKernel<E>,
                 T: Tape<E, D>,
             > $trait<Tensor<(B, Steps, F), E, D, T>>
             for Recurrent<M, GATES, INPUT, HIDDEN, LAYERS, BIDIRECTIONAL, E, D>
@@ -494,7 +419,7 @@ macro_rules! sequence_modules {
                 Steps: Dim,
                 F: StaticDim,
                 E: Dtype,
-                D: Device<E>,
+                D: RecurrentKernel<E>,
                 T: Tape<E, D>,
             > $trait<Tensor<(Steps, F), E, D, T>>
             for Recurrent<M, GATES, INPUT, HIDDEN, LAYERS, BIDIRECTIONAL, E, D>
