@@ -323,7 +323,10 @@ fn composed_version_matches_the_kernel() {
 
 #[test]
 fn an_empty_sequence_returns_the_initial_state() {
-    for mode in MODES {
+    for (mode, path) in MODES
+        .iter()
+        .flat_map(|&m| [(m, Path::Kernel), (m, Path::Composed)])
+    {
         let c = Case {
             mode,
             batch: 2,
@@ -332,10 +335,10 @@ fn an_empty_sequence_returns_the_initial_state() {
             initial: true,
         };
         let v = Values::random(&c, 7);
-        let (r, _) = run(Path::Kernel, &c, &v, (c.batch, c.steps), None);
+        let (r, _) = run(path, &c, &v, (c.batch, c.steps), None);
         assert!(r.out.is_empty());
-        assert_eq!(Some(r.h), v.h0, "{mode:?}");
-        assert_eq!(r.c, v.c0, "{mode:?}");
+        assert_eq!(Some(r.h), v.h0, "{mode:?} {path:?}");
+        assert_eq!(r.c, v.c0, "{mode:?} {path:?}");
     }
 }
 

@@ -106,7 +106,7 @@ where
 /// use shapesafe::prelude::*;
 /// use shapesafe::kernels::{recurrent::composed::step, RecurrentMode};
 /// let dev = Cpu::default();
-/// let ones = || dev.ones::<Rank2<2, 3>>();
+/// let ones = || -> Tensor<Rank2<2, 3>, f32, Cpu> { dev.ones() };
 /// let (h, c) = step(RecurrentMode::Tanh, vec![ones()], vec![ones()], dev.zeros(), None).unwrap();
 /// assert!((h.array()[0][0] - 2.0f32.tanh()).abs() < 1e-6);
 /// assert!(c.is_none());
@@ -216,6 +216,24 @@ where
 {
     let dev = input.device().clone();
     let (batch, steps, features) = *input.shape();
+    let zeros = || dev.try_zeros_like(&(batch, Const::<HIDDEN>));
+    let lstm = mode == RecurrentMode::Lstm;
+    if steps.size() == 0 {
+        // Nothing to run (and nothing to stack): an empty output on the input's tape, and
+        // the initial state as the final one.
+        let (_, tape) = input.split_tape();
+        let out = dev.try_zeros_like(&(batch, steps, Const::<HIDDEN>))?;
+        let (h, c) = match initial {
+            Some((h, c)) => (h, c),
+            None => (zeros()?, None),
+        };
+        let c = match c {
+            Some(c) if lstm => Some(c),
+            _ if lstm => Some(zeros()?),
+            _ => None,
+        };
+        return Ok((out.put_tape(tape), (h, c)));
+    }
     let gates = mode.gates();
     let rows = batch.size() * steps.size();
     // The input side of every step at once: one matmul per gate over all B * S rows.
@@ -250,13 +268,12 @@ where
 
     let (h0, c0) = match initial {
         Some((h, c)) => (h, c),
-        None => (dev.try_zeros_like(&(batch, Const::<HIDDEN>))?, None),
+        None => (zeros()?, None),
     };
-    let lstm = mode == RecurrentMode::Lstm;
     let mut h: Step<B, HIDDEN, E, D, T> = h0.retaped::<T>();
     let mut c = match c0 {
         Some(c) if lstm => Some(c.retaped::<T>()),
-        _ if lstm => Some(dev.try_zeros_like(&(batch, Const::<HIDDEN>))?.retaped()),
+        _ if lstm => Some(zeros()?.retaped()),
         _ => None,
     };
     let count = steps.size();
