@@ -25,6 +25,7 @@ pub mod linear;
 pub mod pool2d;
 pub mod recurrent;
 pub mod resample;
+mod scratch;
 
 use dfdx::prelude::{
     Cpu, CpuError, Device, Dtype, HasShape, ReshapeTo, Shape, SplitTape, Tape, Tensor,
@@ -88,7 +89,7 @@ where
 {
     // The kernels read physical memory, so the input must be laid out as its shape says.
     let (input, tape) = input.try_contiguous()?.split_tape();
-    let mut values = vec![E::default(); input.shape().num_elements()];
+    let mut values = scratch::take(input.shape().num_elements());
     input.copy_into(&mut values);
     Ok((input, tape, values))
 }
@@ -100,7 +101,7 @@ where
     Cpu: Device<E>,
 {
     let t = t.clone().try_contiguous()?;
-    let mut values = vec![E::default(); t.shape().num_elements()];
+    let mut values = scratch::take(t.shape().num_elements());
     t.copy_into(&mut values);
     Ok(values)
 }

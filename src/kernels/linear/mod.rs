@@ -9,12 +9,12 @@
 pub mod cpu;
 
 use crate::kernels::dispatch::{cast, cast_ref, has_cpu_kernel, record, same, CpuBackward};
-use crate::kernels::host_values;
+use crate::kernels::{host_values, scratch};
 use cpu::LinearDims;
 use dfdx::prelude::{
     Axes2, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, HasShape, NoneTape, PermuteTo,
-    PutTape, Rank1, Rank2, RealizeTo, ReshapeTo, SplitTape, Storage, Tape, Tensor, TensorFromVec,
-    TryAdd, TryMatMul,
+    PutTape, Rank1, Rank2, RealizeTo, SplitTape, Storage, Tape, Tensor, TensorFromVec, TryAdd,
+    TryMatMul,
 };
 
 /// `x W^T + b` with PyTorch's layouts, then `max(., 0)` when `relu`, on `x`'s tape.
@@ -196,6 +196,16 @@ where
 /// ```
 pub type Rows<R, const N: usize, E, D, T = NoneTape> = Tensor<(R, Const<N>), E, D, T>;
 
+/// `values[rows]`, reusing `values` when the range is all of it.
+fn rows_of<F: Copy + Default + 'static>(values: Vec<F>, rows: std::ops::Range<usize>) -> Vec<F> {
+    if rows == (0..values.len()) {
+        return values;
+    }
+    let part = scratch::copy_of(&values[rows]);
+    scratch::give(values);
+    part
+}
+
 /// A CPU linear's output and, when taped, its backward op.
 type CpuForward<R, const OUT: usize, F> = (Rows<R, OUT, F, Cpu>, Option<CpuBackward<F>>);
 
@@ -221,31 +231,37 @@ where
         input: IN,
         output: OUT,
     };
-    // The kernel reads physical memory, so the input must be laid out as its shape says.
-    let x = x.try_contiguous()?;
-    let mut xv = vec![F::default(); d.rows * IN];
-    x.copy_into(&mut xv);
+    let xv = host_values(&x)?;
     let (w_rows, b_rows) = (first * IN..(first + OUT) * IN, first..first + OUT);
-    let w = host_values(weight)?[w_rows.clone()].to_vec();
-    let b = host_values(bias)?[b_rows.clone()].to_vec();
+    let (w, b) = (
+        rows_of(host_values(weight)?, w_rows.clone()),
+        rows_of(host_values(bias)?, b_rows.clone()),
+    );
     let mut y = vec![F::default(); d.rows * OUT];
     cpu::linear_forward(d, &xv, &w, &b, relu, &mut y);
-    let saved_y = (taped && relu).then(|| y.clone());
+    scratch::give(b);
+    let saved_y = (taped && relu).then(|| scratch::copy_of(&y));
     let out = x.device().try_tensor_from_vec(y, (rows, Const::<OUT>))?;
     if !taped {
+        scratch::give(xv);
+        scratch::give(w);
         return Ok((out, None));
     }
     let (x_id, out_id) = (x.ghost(), out.ghost());
     let (weight, bias) = (weight.ghost(), bias.ghost());
     let backward: CpuBackward<F> = Box::new(move |grads| {
-        let mut gy = grads.get_or_alloc_mut(&out_id)?.to_vec();
-        if let Some(y) = &saved_y {
-            cpu::relu_backward_in_place(y, &mut gy);
+        let mut gy = scratch::copy_of(grads.get_or_alloc_mut(&out_id)?);
+        if let Some(y) = saved_y {
+            cpu::relu_backward_in_place(&y, &mut gy);
+            scratch::give(y);
         }
         cpu::linear_backward_input(d, &w, &gy, grads.get_or_alloc_mut(&x_id)?);
         let grad_w = &mut grads.get_or_alloc_mut(&weight)?[w_rows];
         cpu::linear_backward_weight(d, &xv, &gy, grad_w);
         cpu::linear_backward_bias(d, &gy, &mut grads.get_or_alloc_mut(&bias)?[b_rows]);
+        scratch::give(gy);
+        scratch::give(xv);
+        scratch::give(w);
         Ok(())
     });
     Ok((out, Some(backward)))
