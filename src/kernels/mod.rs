@@ -25,7 +25,7 @@ pub mod linear;
 pub mod pool2d;
 pub mod recurrent;
 pub mod resample;
-mod scratch;
+pub(crate) mod scratch;
 
 use dfdx::prelude::{
     Cpu, CpuError, Device, Dtype, HasShape, ReshapeTo, Shape, SplitTape, Tape, Tensor,

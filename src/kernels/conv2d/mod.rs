@@ -3,7 +3,7 @@
 pub mod composed;
 pub mod cpu;
 
-use super::{accumulate, host_input, host_values, Conv2dGeometry};
+use super::{accumulate, host_input, host_values, scratch, Conv2dGeometry};
 use dfdx::prelude::{Cpu, Device, Dtype, PutTape, Shape, Tape, Tensor, TensorFromVec};
 
 /// A device that can run a 2-D convolution with autodiff.
@@ -61,17 +61,25 @@ macro_rules! cpu_conv2d_impl {
                 cpu::conv2d_forward(&g, &x, &w, &b, &mut y);
                 let out = input.device().try_tensor_from_vec(y, out_shape)?;
                 if T::OWNS_TAPE {
-                    let (out_id, weight, bias) = (out.clone(), weight.clone(), bias.clone());
+                    let (out_id, input) = (out.ghost(), input.ghost());
+                    let (weight, bias) = (weight.ghost(), bias.ghost());
                     tape.add_backward_op(move |grads| {
-                        let grad_out = grads.get_or_alloc_mut(&out_id)?.to_vec();
-                        let mut grad_w = vec![0.0; w.len()];
-                        let mut grad_b = vec![0.0; b.len()];
+                        let grad_out = scratch::copy_of(grads.get_or_alloc_mut(&out_id)?);
+                        let mut grad_w = scratch::take(w.len());
+                        let mut grad_b = scratch::take(b.len());
                         let grad_x = grads.get_or_alloc_mut(&input)?;
                         cpu::conv2d_backward(&g, &x, &w, &grad_out, grad_x, &mut grad_w, &mut grad_b);
                         accumulate(grads.get_or_alloc_mut(&weight)?, &grad_w);
                         accumulate(grads.get_or_alloc_mut(&bias)?, &grad_b);
+                        for v in [grad_out, grad_w, grad_b, x, w, b] {
+                            scratch::give(v);
+                        }
                         Ok(())
                     });
+                } else {
+                    for v in [x, w, b] {
+                        scratch::give(v);
+                    }
                 }
                 Ok(out.put_tape(tape))
             }

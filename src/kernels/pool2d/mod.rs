@@ -3,7 +3,7 @@
 pub mod composed;
 pub mod cpu;
 
-use super::{host_input, Pool2dGeometry};
+use super::{host_input, scratch, Pool2dGeometry};
 use dfdx::prelude::{Cpu, Device, Dtype, PutTape, Shape, Tape, Tensor, TensorFromVec};
 
 /// Which reduction a pooling window applies.
@@ -59,7 +59,7 @@ macro_rules! cpu_pool2d_impl {
                 // Backward needs only the argmax (max) or nothing (avg), not the input.
                 let argmax = match kind {
                     PoolKind::Max => {
-                        let mut argmax = vec![0u32; y.len()];
+                        let mut argmax = scratch::take::<u32>(y.len());
                         cpu::max_pool2d_forward(&g, &x, &mut y, &mut argmax);
                         argmax
                     }
@@ -68,19 +68,23 @@ macro_rules! cpu_pool2d_impl {
                         Vec::new()
                     }
                 };
-                drop(x);
+                scratch::give(x);
                 let out = input.device().try_tensor_from_vec(y, out_shape)?;
                 if T::OWNS_TAPE {
-                    let out_id = out.clone();
+                    let (out_id, input) = (out.ghost(), input.ghost());
                     tape.add_backward_op(move |grads| {
-                        let grad_out = grads.get_or_alloc_mut(&out_id)?.to_vec();
+                        let grad_out = scratch::copy_of(grads.get_or_alloc_mut(&out_id)?);
                         let grad_x = grads.get_or_alloc_mut(&input)?;
                         match kind {
                             PoolKind::Max => cpu::max_pool2d_backward(&g, &argmax, &grad_out, grad_x),
                             PoolKind::Avg => cpu::avg_pool2d_backward(&g, &grad_out, grad_x),
                         }
+                        scratch::give(grad_out);
+                        scratch::give(argmax);
                         Ok(())
                     });
+                } else {
+                    scratch::give(argmax);
                 }
                 Ok(out.put_tape(tape))
             }
