@@ -8,7 +8,7 @@
 pub mod cpu;
 
 use crate::kernels::dispatch::{cast, record, same, CpuBackward};
-use crate::kernels::{accumulate, host_values};
+use crate::kernels::{accumulate, host_values, scratch};
 use cpu::{AttentionDims, Masks};
 use dfdx::prelude::{
     Const, Cpu, CpuError, Device, Dim, Dtype, HasShape, Merge, PutTape, SplitTape, Storage, Tape,
@@ -145,7 +145,7 @@ where
 {
     let (qv, kv, vv) = (host_values(&q)?, host_values(&k)?, host_values(&v)?);
     let mut out = vec![F::zero(); qv.len()];
-    let mut probs = vec![F::zero(); d.batch * d.probs_per_item()];
+    let mut probs = scratch::take(d.batch * d.probs_per_item());
     let masks = Masks {
         key_padding: pad.as_deref(),
         causal,
@@ -153,18 +153,24 @@ where
     cpu::attention_forward(d, &qv, &kv, &vv, masks, &mut out, &mut probs);
     let out = q.device().try_tensor_from_vec(out, *q.shape())?;
     if !taped {
+        for v in [qv, kv, vv, probs] {
+            scratch::give(v);
+        }
         return Ok((out, None));
     }
     let (q_id, k_id, v_id, out_id) = (q.ghost(), k.ghost(), v.ghost(), out.ghost());
     let backward: CpuBackward<F> = Box::new(move |grads| {
-        let go = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let go = scratch::copy_of(grads.get_or_alloc_mut(&out_id)?);
         // Fresh buffers, added in afterwards: q, k and v may be one tensor.
-        let mut gq = vec![F::zero(); qv.len()];
-        let (mut gk, mut gv) = (vec![F::zero(); kv.len()], vec![F::zero(); vv.len()]);
+        let mut gq = scratch::take(qv.len());
+        let (mut gk, mut gv) = (scratch::take(kv.len()), scratch::take(vv.len()));
         cpu::attention_backward(d, &qv, &kv, &vv, &probs, &go, &mut gq, &mut gk, &mut gv);
         accumulate(grads.get_or_alloc_mut(&q_id)?, &gq);
         accumulate(grads.get_or_alloc_mut(&k_id)?, &gk);
         accumulate(grads.get_or_alloc_mut(&v_id)?, &gv);
+        for v in [go, gq, gk, gv, qv, kv, vv, probs] {
+            scratch::give(v);
+        }
         Ok(())
     });
     Ok((out, Some(backward)))

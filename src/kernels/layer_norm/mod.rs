@@ -4,7 +4,7 @@
 pub mod cpu;
 
 use crate::kernels::dispatch::{cast, cast_ref, has_cpu_kernel, record, same, CpuBackward};
-use crate::kernels::{accumulate, host_values};
+use crate::kernels::{accumulate, host_values, scratch};
 use dfdx::prelude::{
     Axis, BroadcastTo, Const, Cpu, CpuError, Device, Dim, Dtype, HasShape, Merge, NoneTape,
     PutTape, Rank1, SplitTape, Storage, Tape, Tensor, TensorFromVec, TryAdd, TryMul,
@@ -115,8 +115,8 @@ where
     };
     let (w, c) = (host_values(weight)?, host_values(bias)?);
     let mut y = vec![F::zero(); rows * N];
-    let mut x_hat = vec![F::zero(); rows * N];
-    let mut inv_std = vec![F::zero(); rows];
+    let mut x_hat = scratch::take(rows * N);
+    let mut inv_std = scratch::take(rows);
     let eps = F::from(eps).unwrap_or(F::zero());
     cpu::layer_norm_forward(
         N,
@@ -130,14 +130,22 @@ where
         &mut inv_std,
     );
     let out = a.device().try_tensor_from_vec(y, *a.shape())?;
+    scratch::give(av);
+    if let Some(bv) = bv {
+        scratch::give(bv);
+    }
+    scratch::give(c);
     if !taped {
+        for v in [w, x_hat, inv_std] {
+            scratch::give(v);
+        }
         return Ok((out, None));
     }
     let (a_id, b_id, out_id) = (a.ghost(), b.map(|b| b.ghost()), out.ghost());
     let (w_id, c_id) = (weight.ghost(), bias.ghost());
     let backward: CpuBackward<F> = Box::new(move |grads| {
-        let gy = grads.get_or_alloc_mut(&out_id)?.to_vec();
-        let mut gs = vec![F::zero(); gy.len()];
+        let gy = scratch::copy_of(grads.get_or_alloc_mut(&out_id)?);
+        let mut gs = scratch::take(gy.len());
         let (mut gw, mut gc) = (vec![F::zero(); N], vec![F::zero(); N]);
         cpu::layer_norm_backward(N, &w, &x_hat, &inv_std, &gy, &mut gs, &mut gw, &mut gc);
         accumulate(grads.get_or_alloc_mut(&w_id)?, &gw);
@@ -147,6 +155,9 @@ where
             accumulate(grads.get_or_alloc_mut(b_id)?, &gs);
         }
         accumulate(grads.get_or_alloc_mut(&a_id)?, &gs);
+        for v in [gy, gs, w, x_hat, inv_std] {
+            scratch::give(v);
+        }
         Ok(())
     });
     Ok((out, Some(backward)))
