@@ -348,6 +348,7 @@ fn add_transposed<E: Float>(d: &Dims, groups: usize, gw_t: &[E], grad_weight: &m
 
 /// The outputs `o` in `0..out_len` whose tap `o * stride + offset - padding` lands inside
 /// `0..in_len`, as a half-open range.
+#[inline]
 fn valid_range(
     offset: usize,
     padding: usize,
@@ -453,8 +454,14 @@ fn col2im_channel<E: Float>(g: &Conv2dGeometry, rows: &[E], plane: &mut [E]) {
                 let ih = oh * s + ki * dil - p;
                 let dst = &mut plane[ih * g.in_width + iw_lo..(ih + 1) * g.in_width];
                 let src = &row[oh * ow_n + ow_lo..oh * ow_n + ow_hi];
-                for (o, &v) in dst.iter_mut().step_by(s).zip(src) {
-                    *o = *o + v;
+                if s == 1 {
+                    // A separate unit-stride loop: `step_by` keeps the compiler from
+                    // vectorising, and stride 1 is nearly every convolution.
+                    add_assign(&mut dst[..src.len()], src);
+                } else {
+                    for (o, &v) in dst.iter_mut().step_by(s).zip(src) {
+                        *o = *o + v;
+                    }
                 }
             }
         }
@@ -462,6 +469,7 @@ fn col2im_channel<E: Float>(g: &Conv2dGeometry, rows: &[E], plane: &mut [E]) {
 }
 
 /// `acc += other`, elementwise.
+#[inline]
 fn add_assign<E: Float>(acc: &mut [E], other: &[E]) {
     for (a, &b) in acc.iter_mut().zip(other) {
         *a = *a + b;

@@ -1,6 +1,7 @@
 //! CPU `max_pool2d` and `avg_pool2d` kernels (forward and backward), parallel over planes.
 
 use crate::kernels::geometry::Pool2dGeometry;
+use crate::kernels::simd::vectorized;
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -216,7 +217,7 @@ fn max_plane<E: Float>(
     base: usize,
 ) {
     if g.kernel == 2 && g.stride == 2 && g.padding == 0 {
-        return max_plane_2x2(g, input, out, argmax, base);
+        return vectorized!(max_plane_2x2(g, input, out, argmax, base));
     }
     for oh in 0..g.out_height {
         let (h0, h1) = window(oh, g, g.in_height);
@@ -250,6 +251,7 @@ fn max_plane<E: Float>(
 
 /// [`max_plane`] for the common 2x2 window with stride 2 and no padding (LeNet's, VGG's):
 /// four taps at known offsets, with no window arithmetic per output.
+#[inline(always)]
 fn max_plane_2x2<E: Float>(
     g: &Pool2dGeometry,
     input: &[E],
@@ -258,29 +260,71 @@ fn max_plane_2x2<E: Float>(
     base: usize,
 ) {
     let w = g.in_width;
+    let ow_n = g.out_width;
     for (oh, (out_row, arg_row)) in out
-        .chunks_exact_mut(g.out_width)
-        .zip(argmax.chunks_exact_mut(g.out_width))
+        .chunks_exact_mut(ow_n)
+        .zip(argmax.chunks_exact_mut(ow_n))
         .enumerate()
         .take(g.out_height)
     {
         let top = 2 * oh * w;
-        for (ow, (o, a)) in out_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
-            let first = top + 2 * ow;
-            let (mut best, mut best_at) = (input[first], first);
-            // The same order and rule as `max_plane`: row by row, strictly greater, and a
-            // NaN wins over a number but not over an earlier NaN.
-            for at in [first + 1, first + w, first + w + 1] {
-                let v = input[at];
-                // Selects, not branches: on real data the winner's position is random.
-                let take = (v > best) | (v.is_nan() & !best.is_nan());
-                best = if take { v } else { best };
-                best_at = if take { at } else { best_at };
+        let upper = &input[top..][..2 * ow_n];
+        let lower = &input[top + w..][..2 * ow_n];
+        // The row's first tap as a u32; `as` only matters for inputs over 4G elements,
+        // which the caller never creates (checked in debug builds).
+        let row_at = (base + top) as u32;
+        let (w_at, w1_at) = (w as u32, w as u32 + 1);
+        let mut ow = 0;
+        // Blocks of fixed-size arrays, selects instead of branches and no index
+        // arithmetic per tap: the compiler turns the block into vector code (on real data
+        // the winner's position is random, so branches would mispredict half the time).
+        while ow + LANES <= ow_n {
+            let mut taps = [[E::zero(); LANES]; 4];
+            for j in 0..LANES {
+                let c = 2 * (ow + j);
+                taps[0][j] = upper[c];
+                taps[1][j] = upper[c + 1];
+                taps[2][j] = lower[c];
+                taps[3][j] = lower[c + 1];
             }
-            *o = best;
-            *a = (base + best_at) as u32;
+            let mut best = taps[0];
+            let mut at = [0u32; LANES];
+            for (tap, offset) in taps[1..].iter().zip([1, w_at, w1_at]) {
+                for j in 0..LANES {
+                    let t = takes(tap[j], best[j]);
+                    best[j] = if t { tap[j] } else { best[j] };
+                    at[j] = if t { offset } else { at[j] };
+                }
+            }
+            out_row[ow..ow + LANES].copy_from_slice(&best);
+            for (j, a) in arg_row[ow..ow + LANES].iter_mut().enumerate() {
+                *a = row_at + 2 * (ow + j) as u32 + at[j];
+            }
+            ow += LANES;
+        }
+        for ow in ow..ow_n {
+            let c = 2 * ow;
+            let (mut best, mut at) = (upper[c], 0u32);
+            for (v, offset) in [(upper[c + 1], 1), (lower[c], w_at), (lower[c + 1], w1_at)] {
+                let t = takes(v, best);
+                best = if t { v } else { best };
+                at = if t { offset } else { at };
+            }
+            out_row[ow] = best;
+            arg_row[ow] = row_at + c as u32 + at;
         }
     }
+}
+
+/// Outputs per block of [`max_plane_2x2`]: one AVX-512 register of `f32`.
+const LANES: usize = 16;
+
+/// Whether tap `v` replaces the window's `best` so far, the rule of `max_plane`: strictly
+/// greater keeps the first of equal maxima, and a NaN wins over a number but not over an
+/// earlier NaN.
+#[inline(always)]
+fn takes<E: Float>(v: E, best: E) -> bool {
+    (v > best) | (v.is_nan() & !best.is_nan())
 }
 
 #[cfg(test)]
@@ -486,6 +530,8 @@ mod tests {
             geometry(3, 17, 33, 31, 2, 2, 0),
             geometry(2, 64, 16, 16, 3, 2, 1),
             geometry(5, 7, 40, 9, 5, 3, 2),
+            // Rows of 35 windows: two blocks of the 2x2 path and a remainder.
+            geometry(2, 5, 12, 70, 2, 2, 0),
         ]
         .iter()
         .flatten()
@@ -493,6 +539,45 @@ mod tests {
         {
             check_case::<f64>(g, 90 + i as u64, false, 1e-10);
             check_case::<f32>(g, 95 + i as u64, true, 1e-4);
+        }
+    }
+
+    #[test]
+    fn wide_rows_keep_the_first_maximum_and_nan() {
+        // 40 windows in one row, through the 2x2 path's blocks and its remainder; window
+        // `j` puts a tie, a NaN or a strict maximum at a position that depends on `j`.
+        let g = geometry(1, 1, 2, 80, 2, 2, 0).expect("valid case");
+        let mut x = vec![0.0f32; 160];
+        for j in 0..40 {
+            let taps = [2 * j, 2 * j + 1, 80 + 2 * j, 80 + 2 * j + 1];
+            match j % 4 {
+                0 => x[taps[j % 3 + 1]] = 5.0,
+                1 => {
+                    x[taps[1]] = f32::NAN;
+                    x[taps[3]] = f32::NAN;
+                }
+                2 => x[taps[2]] = -1.0,
+                _ => {
+                    x[taps[0]] = 2.0;
+                    x[taps[3]] = 2.0;
+                }
+            }
+        }
+        let (mut y, mut idx) = (vec![0.0f32; 40], vec![0u32; 40]);
+        max_pool2d_forward(&g, &x, &mut y, &mut idx);
+        for j in 0..40 {
+            let taps = [2 * j, 2 * j + 1, 80 + 2 * j, 80 + 2 * j + 1];
+            let (want, at) = match j % 4 {
+                0 => (5.0, taps[j % 3 + 1]),
+                1 => (f32::NAN, taps[1]),
+                2 => (0.0, taps[0]),
+                _ => (2.0, taps[0]),
+            };
+            assert_eq!(idx[j] as usize, at, "window {j}");
+            assert!(
+                y[j] == want || (want.is_nan() && y[j].is_nan()),
+                "window {j}"
+            );
         }
     }
 

@@ -5,6 +5,7 @@
 //! standard library, the formulas dfdx's own ops use, so f64 results track PyTorch's to the
 //! last bits.
 
+use crate::kernels::simd::exp_f32;
 use num_traits::Float;
 
 /// A float the CPU recurrent kernel runs on: f32 or f64.
@@ -37,32 +38,6 @@ impl GateFloat for f32 {
     fn tanh_gate(self) -> Self {
         tanh_f32(self)
     }
-}
-
-/// `exp(x)` to about 2 ulp (Cephes' `expf`), without branches or calls so that loops over
-/// it vectorise. Inputs are clamped to `[-87, 88]`, where the result stays a normal float.
-#[inline(always)]
-fn exp_f32(x: f32) -> f32 {
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without `round`,
-    // which SSE2 has no instruction for.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * core::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    // ln 2 in two parts, so `n * ln 2` is subtracted without losing the low bits of `r`.
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    // 2^n built from its exponent bits. `n` is read from `shifted`'s low mantissa bits
-    // rather than by `n as i32`, whose saturating conversion does not vectorise; `n + 127`
-    // lies in 1..=254 after the clamp.
-    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// `tanh(x)` to a few ulp (Cephes' `tanhf`): an odd polynomial near 0, where `1 - 2/(e^2x + 1)`

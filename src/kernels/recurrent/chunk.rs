@@ -8,9 +8,9 @@
 use super::activation::GateFloat;
 use super::cpu::RecurrentGeometry;
 use super::gates::{self, GruGrad, HiddenSide, LstmGrad, LstmState};
-use super::simd::{dispatch, Simd};
 use super::RecurrentMode;
 use crate::kernels::gemm::{matmul, Mat, MatMut};
+use crate::kernels::simd::vectorized;
 
 /// Batch rows per chunk at most: a chunk's per-step GEMM still reuses each weight it loads
 /// for this many rows.
@@ -140,7 +140,6 @@ pub(crate) fn run_forward<E: GateFloat>(
     c: ForwardChunk<'_, E>,
     w: StepWeights<'_, E>,
     has_h0: bool,
-    simd: Simd,
     par: bool,
 ) {
     let g = c.g;
@@ -171,7 +170,7 @@ pub(crate) fn run_forward<E: GateFloat>(
             tanh_c: &mut *c.tanh_c,
             c: &mut *c.c,
         };
-        forward_rows_simd(simd, rows);
+        vectorized!(forward_rows(rows));
     }
 }
 
@@ -233,11 +232,6 @@ fn forward_rows<E: GateFloat>(r: ForwardRows<'_, E>) {
         }
     }
 }
-
-dispatch!(
-    /// [`forward_rows`] compiled for `simd`.
-    forward_rows_simd => forward_rows(rows: ForwardRows)
-);
 
 /// A chunk's backward buffers, laid out as [`ForwardChunk`]'s.
 pub(crate) struct BackwardChunk<'a, E> {
@@ -310,12 +304,7 @@ impl<E> Rows for BackwardChunk<'_, E> {
 
 /// Backpropagates through every step of `c`, from the last one taken; `w_hh` is
 /// `(width, hidden)`. `par` lets the per-step GEMM use gemm's threads.
-pub(crate) fn run_backward<E: GateFloat>(
-    mut c: BackwardChunk<'_, E>,
-    w_hh: &[E],
-    simd: Simd,
-    par: bool,
-) {
+pub(crate) fn run_backward<E: GateFloat>(mut c: BackwardChunk<'_, E>, w_hh: &[E], par: bool) {
     let g = c.g;
     let gru = g.mode == RecurrentMode::Gru;
     for n in (0..g.steps).rev() {
@@ -332,7 +321,7 @@ pub(crate) fn run_backward<E: GateFloat>(
             dh_next: &mut *c.dh_next,
             dc: &mut *c.dc,
         };
-        backward_rows_simd(simd, rows);
+        vectorized!(backward_rows(rows));
         if n > 0 {
             // The GRU's dh_next holds the direct path dh * z; the others' is scratch.
             let grads = if gru { &*c.hidden_grads } else { &*c.acts };
@@ -405,8 +394,3 @@ fn backward_rows<E: GateFloat>(r: BackwardRows<'_, E>) {
         }
     }
 }
-
-dispatch!(
-    /// [`backward_rows`] compiled for `simd`.
-    backward_rows_simd => backward_rows(rows: BackwardRows)
-);

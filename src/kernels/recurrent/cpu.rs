@@ -11,7 +11,6 @@ use super::activation::GateFloat;
 use super::chunk::{
     chunk_rows, run_backward, run_forward, BackwardChunk, ForwardChunk, Rows, StepWeights,
 };
-use super::simd::Simd;
 use super::RecurrentMode;
 use crate::kernels::gemm::{matmul, Mat, MatMut};
 use rayon::prelude::*;
@@ -182,13 +181,13 @@ pub(crate) fn recurrent_forward<E: GateFloat>(
         bias_ih: w.bias_ih,
         bias_hh: w.bias_hh,
     };
-    let (simd, per) = (Simd::detect(), chunk_rows(batch));
+    let per = chunk_rows(batch);
     let chunks = whole.chunks(per);
     let par = parallel_steps(chunks.len(), per, g);
     let has_h0 = initial.h.is_some();
     chunks
         .into_par_iter()
-        .for_each(|chunk| run_forward(chunk, step_weights, has_h0, simd, par));
+        .for_each(|chunk| run_forward(chunk, step_weights, has_h0, par));
 
     // The final state: the last step's h (and c), or the initial one for an empty sequence.
     for b in 0..batch {
@@ -298,12 +297,12 @@ pub(crate) fn backward_through_time<E: GateFloat>(
         dh_next: &mut dh_next,
         dc: &mut dc,
     };
-    let (simd, per) = (Simd::detect(), chunk_rows(batch));
+    let per = chunk_rows(batch);
     let chunks = whole.chunks(per);
     let par = parallel_steps(chunks.len(), per, g);
     chunks
         .into_par_iter()
-        .for_each(|chunk| run_backward(chunk, w_hh, simd, par));
+        .for_each(|chunk| run_backward(chunk, w_hh, par));
     GateGrads {
         g: *g,
         input_side: acts,

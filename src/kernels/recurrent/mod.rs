@@ -6,7 +6,6 @@ mod chunk;
 pub mod composed;
 mod cpu;
 mod gates;
-mod simd;
 
 use super::{accumulate, host_input, host_values};
 use cpu::{Initial, Outputs, RecurrentGeometry, Weights};
