@@ -26,7 +26,7 @@ pub mod pool2d;
 pub mod recurrent;
 pub mod resample;
 pub(crate) mod scratch;
-pub(crate) mod simd;
+pub mod simd;
 
 use dfdx::prelude::{
     Cpu, CpuError, Device, Dtype, HasShape, ReshapeTo, Shape, SplitTape, Tape, Tensor,

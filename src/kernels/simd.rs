@@ -8,6 +8,7 @@
 //! (Rust does not contract `a * b + c` into an FMA) or reorders (sums keep their order), so
 //! every instruction set computes the same bits.
 
+use num_traits::Float;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The widest vector instructions this CPU has, among those the passes are compiled for.
@@ -115,19 +116,152 @@ fn avx2<R>(pass: impl FnOnce() -> R) -> R {
     pass()
 }
 
+/// A float the CPU kernels' vectorised passes run on: `f32` or `f64` (sealed).
+///
+/// # Shapes
+///
+/// Not a tensor: an element type.
+///
+/// ```
+/// use shapesafe::kernels::simd::SimdFloat;
+///
+/// fn runs_on_the_cpu_kernels<E: SimdFloat>() {}
+/// runs_on_the_cpu_kernels::<f32>();
+/// runs_on_the_cpu_kernels::<f64>();
+/// assert!((1.0f32.exp_fast() - std::f32::consts::E).abs() < 1e-6);
+/// ```
+pub trait SimdFloat: Float + Send + Sync + 'static + sealed::Sealed {
+    /// `exp(self)`: for f32 a branch-free polynomial ([`exp_f32`], about 2 ulp) that
+    /// vectorises, where a call to libm's `expf` per element would not; for f64 the
+    /// standard library's, so f64 results track PyTorch's to the last bits.
+    fn exp_fast(self) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+impl SimdFloat for f32 {
+    #[inline(always)]
+    fn exp_fast(self) -> Self {
+        exp_f32(self)
+    }
+}
+
+impl SimdFloat for f64 {
+    #[inline(always)]
+    fn exp_fast(self) -> Self {
+        self.exp()
+    }
+}
+
+/// Partial sums kept side by side by [`dot`] and [`sum`]: one AVX-512 register of f32.
+/// A fixed count, not the CPU's width, so every CPU adds in the same order.
+pub(crate) const LANES: usize = 16;
+
+/// `sum_i a[i] * b[i]` over the shorter slice, in [`LANES`] partial sums that vectorise.
+#[inline(always)]
+pub(crate) fn dot<E: Float>(a: &[E], b: &[E]) -> E {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [E::zero(); LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for j in 0..LANES {
+            acc[j] = acc[j] + x[j] * y[j];
+        }
+    }
+    let tail = n / LANES * LANES;
+    let rest = a[tail..]
+        .iter()
+        .zip(&b[tail..])
+        .fold(E::zero(), |s, (&x, &y)| s + x * y);
+    acc.iter().fold(E::zero(), |s, &v| s + v) + rest
+}
+
+/// `sum_i a[i]`, in [`LANES`] partial sums that vectorise.
+#[inline(always)]
+pub(crate) fn sum<E: Float>(a: &[E]) -> E {
+    let mut acc = [E::zero(); LANES];
+    for x in a.chunks_exact(LANES) {
+        for j in 0..LANES {
+            acc[j] = acc[j] + x[j];
+        }
+    }
+    let rest = a.chunks_exact(LANES).remainder();
+    acc.iter().fold(E::zero(), |s, &v| s + v) + rest.iter().fold(E::zero(), |s, &v| s + v)
+}
+
+/// `sum_i (a[i] - center)^2`, in [`LANES`] partial sums that vectorise.
+#[inline(always)]
+pub(crate) fn sum_sq_dev<E: Float>(a: &[E], center: E) -> E {
+    let mut acc = [E::zero(); LANES];
+    for x in a.chunks_exact(LANES) {
+        for j in 0..LANES {
+            let d = x[j] - center;
+            acc[j] = acc[j] + d * d;
+        }
+    }
+    let rest = a.chunks_exact(LANES).remainder();
+    let tail = rest
+        .iter()
+        .fold(E::zero(), |s, &v| s + (v - center) * (v - center));
+    acc.iter().fold(E::zero(), |s, &v| s + v) + tail
+}
+
+/// `sum_i a[i] * b[i] * c[i]` over the shortest slice, in [`LANES`] partial sums that
+/// vectorise.
+#[inline(always)]
+pub(crate) fn dot3<E: Float>(a: &[E], b: &[E], c: &[E]) -> E {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let mut acc = [E::zero(); LANES];
+    for ((x, y), z) in a
+        .chunks_exact(LANES)
+        .zip(b.chunks_exact(LANES))
+        .zip(c.chunks_exact(LANES))
+    {
+        for j in 0..LANES {
+            acc[j] = acc[j] + x[j] * y[j] * z[j];
+        }
+    }
+    let t = n / LANES * LANES;
+    let mut rest = E::zero();
+    for i in t..n {
+        rest = rest + a[i] * b[i] * c[i];
+    }
+    acc.iter().fold(E::zero(), |s, &v| s + v) + rest
+}
+
+/// `max_i a[i]`, ignoring NaNs as `Float::max` does (`-inf` when empty or all NaN), in
+/// [`LANES`] partial maxima that vectorise; the maximum does not depend on the order.
+#[inline(always)]
+pub(crate) fn max<E: Float>(a: &[E]) -> E {
+    let mut acc = [E::neg_infinity(); LANES];
+    for x in a.chunks_exact(LANES) {
+        for j in 0..LANES {
+            acc[j] = acc[j].max(x[j]);
+        }
+    }
+    let rest = a.chunks_exact(LANES).remainder();
+    let m = acc.iter().fold(E::neg_infinity(), |m, &v| m.max(v));
+    rest.iter().fold(m, |m, &v| m.max(v))
+}
+
 /// `exp(x)` to about 2 ulp (Cephes' `expf`), without branches or calls so that loops over
-/// it vectorise. Inputs are clamped to `[-87, 88]`, where the result stays a normal float
-/// (so `exp(-inf)` is `exp(-87)`, about `1.6e-38`, not zero).
+/// it vectorise. Below -87 the result is 0 (the true value is under `f32::MIN_POSITIVE`),
+/// above 88 it is `exp(88)`; NaN stays NaN.
 #[inline(always)]
 pub(crate) fn exp_f32(x: f32) -> f32 {
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without `round`,
     // which SSE2 has no instruction for.
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * core::f32::consts::LOG2_E + ROUND;
+    let clamped = x.clamp(-87.0, 88.0);
+    let shifted = clamped * core::f32::consts::LOG2_E + ROUND;
     let n = shifted - ROUND;
     // ln 2 in two parts, so `n * ln 2` is subtracted without losing the low bits of `r`.
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let r = clamped - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
     p = p * r + 8.333_452e-3;
@@ -139,5 +273,55 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     // rather than by `n as i32`, whose saturating conversion does not vectorise; `n + 127`
     // lies in 1..=254 after the clamp.
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
+    let e = y * f32::from_bits(n_bits.wrapping_add(127) << 23);
+    // A select, not a branch: masked attention scores are -inf and must weigh exactly 0.
+    if x < -87.0 {
+        0.0
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_f32_is_within_3_ulp_of_f64_and_flushes_underflow() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = exp_f32(x) as f64;
+            let ulp = (want as f32).abs() * f32::EPSILON;
+            assert!(
+                (got - want).abs() <= 3.0 * ulp as f64,
+                "exp({x}) = {got}, want {want}"
+            );
+            x += 0.013;
+        }
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn lane_reductions_match_plain_loops() {
+        for n in [0usize, 1, 15, 16, 17, 40, 100] {
+            let a: Vec<f64> = (0..n)
+                .map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.25)
+                .collect();
+            let b: Vec<f64> = (0..n).map(|i| ((i * 13 % 7) as f64 - 3.0) * 0.5).collect();
+            // Quarter and half steps: every partial sum is exact, so any order agrees.
+            let want_dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert_eq!(dot(&a, &b), want_dot);
+            assert_eq!(sum(&a), a.iter().sum::<f64>());
+            let want_dot3: f64 = a.iter().zip(&b).map(|(x, y)| x * y * 0.5).sum();
+            assert_eq!(dot3(&a, &b, &vec![0.5; n]), want_dot3);
+            let want_sq: f64 = a.iter().map(|x| (x - 0.5) * (x - 0.5)).sum();
+            assert_eq!(sum_sq_dev(&a, 0.5), want_sq);
+            let want_max = a.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            assert_eq!(max(&a), want_max);
+        }
+        assert_eq!(max(&[f64::NAN, 1.0, f64::NAN]), 1.0);
+    }
 }

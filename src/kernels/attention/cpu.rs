@@ -3,7 +3,7 @@
 //! (no head transposes), the scale, masks and softmax fused in one pass over each row.
 
 use crate::kernels::gemm::{matmul, Mat, MatMut};
-use num_traits::Float;
+use crate::kernels::simd::{self, vectorized, SimdFloat};
 use rayon::prelude::*;
 
 /// The sizes of one attention op.
@@ -58,7 +58,7 @@ fn parallel(d: &AttentionDims) -> bool {
 /// # Panics
 /// If a slice is shorter than the dims require.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_forward<E: Float + Send + Sync + 'static>(
+pub fn attention_forward<E: SimdFloat>(
     d: AttentionDims,
     q: &[E],
     k: &[E],
@@ -73,7 +73,7 @@ pub fn attention_forward<E: Float + Send + Sync + 'static>(
     }
     let item = |b: usize, out: &mut [E], probs: &mut [E]| {
         let pad = masks.key_padding.map(|m| &m[b * s2..(b + 1) * s2]);
-        forward_item(
+        vectorized!(forward_item(
             d,
             &q[b * s1 * w..(b + 1) * s1 * w],
             &k[b * s2 * w..(b + 1) * s2 * w],
@@ -82,7 +82,7 @@ pub fn attention_forward<E: Float + Send + Sync + 'static>(
             masks.causal,
             out,
             probs,
-        );
+        ));
     };
     if parallel(&d) {
         out.par_chunks_mut(s1 * w)
@@ -100,7 +100,8 @@ pub fn attention_forward<E: Float + Send + Sync + 'static>(
 
 /// [`attention_forward`] for one batch item.
 #[allow(clippy::too_many_arguments)]
-fn forward_item<E: Float + 'static>(
+#[inline(always)]
+fn forward_item<E: SimdFloat>(
     d: AttentionDims,
     q: &[E],
     k: &[E],
@@ -160,31 +161,32 @@ fn forward_item<E: Float + 'static>(
 
 /// Scales a row of scores, masks it, and replaces it by its softmax. `causal_row` is the
 /// query's position when keys after it are masked.
-fn softmax_row<E: Float>(row: &mut [E], scale: E, pad: Option<&[bool]>, causal_row: Option<usize>) {
-    let mut max = E::neg_infinity();
-    if pad.is_none() && causal_row.is_none() {
-        for s in row.iter_mut() {
-            *s = *s * scale;
-            max = max.max(*s);
+#[inline(always)]
+fn softmax_row<E: SimdFloat>(
+    row: &mut [E],
+    scale: E,
+    pad: Option<&[bool]>,
+    causal_row: Option<usize>,
+) {
+    for s in row.iter_mut() {
+        *s = *s * scale;
+    }
+    if let Some(m) = pad {
+        for (s, &masked) in row.iter_mut().zip(m) {
+            *s = if masked { E::neg_infinity() } else { *s };
         }
-    } else {
-        for (j, s) in row.iter_mut().enumerate() {
-            let masked = pad.is_some_and(|m| m[j]) || causal_row.is_some_and(|i| j > i);
-            *s = if masked {
-                E::neg_infinity()
-            } else {
-                *s * scale
-            };
-            max = max.max(*s);
-        }
+    }
+    if let Some(i) = causal_row {
+        row.iter_mut()
+            .skip(i + 1)
+            .for_each(|s| *s = E::neg_infinity());
     }
     // With every key masked, max is -inf and every weight becomes NaN, as in PyTorch.
-    let mut sum = E::zero();
+    let max = simd::max(row);
     for s in row.iter_mut() {
-        *s = (*s - max).exp();
-        sum = sum + *s;
+        *s = (*s - max).exp_fast();
     }
-    let inv = E::one() / sum;
+    let inv = E::one() / simd::sum(row);
     for s in row.iter_mut() {
         *s = *s * inv;
     }
@@ -199,7 +201,7 @@ fn softmax_row<E: Float>(row: &mut [E], scale: E, pad: Option<&[bool]>, causal_r
 /// # Panics
 /// If a slice is shorter than the dims require.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward<E: Float + Send + Sync + 'static>(
+pub fn attention_backward<E: SimdFloat>(
     d: AttentionDims,
     q: &[E],
     k: &[E],
@@ -219,7 +221,7 @@ pub fn attention_backward<E: Float + Send + Sync + 'static>(
     let item = |b: usize, gq: &mut [E], gk: &mut [E], gv: &mut [E]| {
         let (qs, ks) = (b * s1 * w..(b + 1) * s1 * w, b * s2 * w..(b + 1) * s2 * w);
         let pp = d.probs_per_item();
-        backward_item(
+        vectorized!(backward_item(
             d,
             &q[qs.clone()],
             &k[ks.clone()],
@@ -229,7 +231,7 @@ pub fn attention_backward<E: Float + Send + Sync + 'static>(
             gq,
             gk,
             gv,
-        );
+        ));
     };
     if parallel(&d) {
         grad_q
@@ -254,7 +256,8 @@ pub fn attention_backward<E: Float + Send + Sync + 'static>(
 
 /// [`attention_backward`] for one batch item.
 #[allow(clippy::too_many_arguments)]
-fn backward_item<E: Float + 'static>(
+#[inline(always)]
+fn backward_item<E: SimdFloat>(
     d: AttentionDims,
     q: &[E],
     k: &[E],
@@ -307,10 +310,7 @@ fn backward_item<E: Float + 'static>(
         );
         // dS = P * (dP - sum_j dP_j P_j) * scale, row by row
         for (ds_row, p_row) in ds.chunks_exact_mut(s2).zip(p.chunks_exact(s2)) {
-            let dot = ds_row
-                .iter()
-                .zip(p_row)
-                .fold(E::zero(), |acc, (&g, &pv)| acc + g * pv);
+            let dot = simd::dot(ds_row, p_row);
             for (g, &pv) in ds_row.iter_mut().zip(p_row) {
                 *g = pv * (*g - dot) * scale;
             }

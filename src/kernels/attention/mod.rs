@@ -136,7 +136,7 @@ fn on_cpu<F, B, S1, S2, const W: usize>(
     CpuError,
 >
 where
-    F: Dtype + num_traits::Float + Send + Sync,
+    F: Dtype + crate::kernels::simd::SimdFloat,
     Cpu: Device<F>,
     <Cpu as Storage<F>>::Vec: std::ops::DerefMut<Target = Vec<F>>,
     B: Dim,

@@ -1,6 +1,7 @@
 //! CPU layer normalisation over the last dim, forward and backward, one pass over each row
 //! (after the row's mean and variance), with an optional residual sum folded in.
 
+use crate::kernels::simd::{self, vectorized};
 use num_traits::Float;
 
 /// `y = (s - mean(s)) / sqrt(var(s) + eps) * weight + bias` per row of `features` values,
@@ -25,6 +26,25 @@ pub fn layer_norm_forward<E: Float>(
     if features == 0 {
         return;
     }
+    vectorized!(forward_rows(
+        features, eps, a, b, weight, bias, y, x_hat, inv_std
+    ))
+}
+
+/// The rows of [`layer_norm_forward`], compiled into its vectorised versions.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_rows<E: Float>(
+    features: usize,
+    eps: E,
+    a: &[E],
+    b: Option<&[E]>,
+    weight: &[E],
+    bias: &[E],
+    y: &mut [E],
+    x_hat: &mut [E],
+    inv_std: &mut [E],
+) {
     let n = E::from(features).unwrap_or(E::one());
     for (r, ((y, xh), is)) in y
         .chunks_exact_mut(features)
@@ -43,11 +63,8 @@ pub fn layer_norm_forward<E: Float>(
             }
             None => xh.copy_from_slice(a),
         }
-        let mean = xh.iter().fold(E::zero(), |acc, &v| acc + v) / n;
-        let var = xh
-            .iter()
-            .fold(E::zero(), |acc, &v| acc + (v - mean) * (v - mean))
-            / n;
+        let mean = simd::sum(xh) / n;
+        let var = simd::sum_sq_dev(xh, mean) / n;
         let inv = E::one() / (var + eps).sqrt();
         *is = inv;
         for (((yv, s), &w), &c) in y.iter_mut().zip(xh.iter_mut()).zip(weight).zip(bias) {
@@ -79,6 +96,31 @@ pub fn layer_norm_backward<E: Float>(
     if features == 0 {
         return;
     }
+    vectorized!(backward_rows(
+        features,
+        weight,
+        x_hat,
+        inv_std,
+        grad_y,
+        grad_input,
+        grad_weight,
+        grad_bias
+    ))
+}
+
+/// The rows of [`layer_norm_backward`], compiled into its vectorised versions.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_rows<E: Float>(
+    features: usize,
+    weight: &[E],
+    x_hat: &[E],
+    inv_std: &[E],
+    grad_y: &[E],
+    grad_input: &mut [E],
+    grad_weight: &mut [E],
+    grad_bias: &mut [E],
+) {
     let n = E::from(features).unwrap_or(E::one());
     for (((gy, xh), &inv), gx) in grad_y
         .chunks_exact(features)
@@ -86,21 +128,17 @@ pub fn layer_norm_backward<E: Float>(
         .zip(inv_std)
         .zip(grad_input.chunks_exact_mut(features))
     {
-        let (mut sum_g, mut sum_gx) = (E::zero(), E::zero());
-        for ((((&dy, &xv), &w), gw), gb) in gy
+        for (((&dy, &xv), gw), gb) in gy
             .iter()
             .zip(xh)
-            .zip(weight)
             .zip(grad_weight.iter_mut())
             .zip(grad_bias.iter_mut())
         {
             *gw = *gw + dy * xv;
             *gb = *gb + dy;
-            let g = dy * w;
-            sum_g = sum_g + g;
-            sum_gx = sum_gx + g * xv;
         }
-        let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+        let mean_g = simd::dot(gy, weight) / n;
+        let mean_gx = simd::dot3(gy, weight, xh) / n;
         for (((o, &dy), &xv), &w) in gx.iter_mut().zip(gy).zip(xh).zip(weight) {
             *o = *o + inv * (dy * w - mean_g - xv * mean_gx);
         }

@@ -5,11 +5,10 @@
 //! standard library, the formulas dfdx's own ops use, so f64 results track PyTorch's to the
 //! last bits.
 
-use crate::kernels::simd::exp_f32;
-use num_traits::Float;
+use crate::kernels::simd::{exp_f32, SimdFloat};
 
 /// A float the CPU recurrent kernel runs on: f32 or f64.
-pub(crate) trait GateFloat: Float + Send + Sync + 'static {
+pub(crate) trait GateFloat: SimdFloat {
     /// `1 / (1 + exp(-x))`.
     fn sigmoid(self) -> Self;
     /// The hyperbolic tangent.
