@@ -24,6 +24,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod pool2d;
 pub mod recurrent;
+pub mod relu;
 pub mod resample;
 pub(crate) mod scratch;
 pub mod simd;
