@@ -91,7 +91,7 @@ where
 {
     // The kernels read physical memory, so the input must be laid out as its shape says.
     let (input, tape) = input.try_contiguous()?.split_tape();
-    let mut values = scratch::take(input.shape().num_elements());
+    let mut values = scratch::take_for_overwrite(input.shape().num_elements());
     input.copy_into(&mut values);
     Ok((input, tape, values))
 }
@@ -103,7 +103,7 @@ where
     Cpu: Device<E>,
 {
     let t = t.clone().try_contiguous()?;
-    let mut values = scratch::take(t.shape().num_elements());
+    let mut values = scratch::take_for_overwrite(t.shape().num_elements());
     t.copy_into(&mut values);
     Ok(values)
 }

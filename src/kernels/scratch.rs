@@ -17,6 +17,26 @@ thread_local! {
 
 /// A buffer of `len` copies of `E::default()`, from the pool when one is there.
 pub(crate) fn take<E: Copy + Default + 'static>(len: usize) -> Vec<E> {
+    let mut v = pop(len);
+    v.clear();
+    v.resize(len, E::default());
+    v
+}
+
+/// A buffer of `len` values for the caller to overwrite entirely: what a pooled buffer
+/// held before (zeros past its old length), without `take`'s pass that zeroes it.
+pub(crate) fn take_for_overwrite<E: Copy + Default + 'static>(len: usize) -> Vec<E> {
+    let mut v = pop(len);
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, E::default());
+    }
+    v
+}
+
+/// A pooled buffer with room for `len` values (its contents as they were), or a new one.
+fn pop<E: 'static>(len: usize) -> Vec<E> {
     let reused = BUFFERS.with(|b| {
         let mut b = b.borrow_mut();
         // The largest fitting buffer of the right type would be best; the first is enough.
@@ -26,10 +46,7 @@ pub(crate) fn take<E: Copy + Default + 'static>(len: usize) -> Vec<E> {
         })?;
         b.swap_remove(at).downcast::<Vec<E>>().ok()
     });
-    let mut v = reused.map(|v| *v).unwrap_or_default();
-    v.clear();
-    v.resize(len, E::default());
-    v
+    reused.map(|v| *v).unwrap_or_default()
 }
 
 /// A buffer holding a copy of `values`, from the pool when one is there.
@@ -68,5 +85,11 @@ mod tests {
         let other = take::<f64>(3);
         assert_eq!(other, [0.0; 3]);
         assert_eq!(copy_of(&[1.0f32, 2.0]), [1.0, 2.0]);
+        let mut v = take::<f32>(4);
+        v.fill(3.0);
+        give(v);
+        assert_eq!(take_for_overwrite::<f32>(2).len(), 2);
+        give(take_for_overwrite::<f32>(6));
+        assert_eq!(take_for_overwrite::<f32>(6).len(), 6);
     }
 }

@@ -145,7 +145,7 @@ where
 {
     let (qv, kv, vv) = (host_values(&q)?, host_values(&k)?, host_values(&v)?);
     let mut out = vec![F::zero(); qv.len()];
-    let mut probs = scratch::take(d.batch * d.probs_per_item());
+    let mut probs = scratch::take_for_overwrite(d.batch * d.probs_per_item());
     let masks = Masks {
         key_padding: pad.as_deref(),
         causal,

@@ -115,8 +115,8 @@ where
     };
     let (w, c) = (host_values(weight)?, host_values(bias)?);
     let mut y = vec![F::zero(); rows * N];
-    let mut x_hat = scratch::take(rows * N);
-    let mut inv_std = scratch::take(rows);
+    let mut x_hat = scratch::take_for_overwrite(rows * N);
+    let mut inv_std = scratch::take_for_overwrite(rows);
     let eps = F::from(eps).unwrap_or(F::zero());
     cpu::layer_norm_forward(
         N,

@@ -59,7 +59,7 @@ macro_rules! cpu_pool2d_impl {
                 // Backward needs only the argmax (max) or nothing (avg), not the input.
                 let argmax = match kind {
                     PoolKind::Max => {
-                        let mut argmax = scratch::take::<u32>(y.len());
+                        let mut argmax = scratch::take_for_overwrite::<u32>(y.len());
                         cpu::max_pool2d_forward(&g, &x, &mut y, &mut argmax);
                         argmax
                     }
