@@ -51,6 +51,7 @@ pub(crate) fn try_relu<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
 }
 
 /// Runs the forward pass and returns the output with its backward op.
+#[allow(clippy::type_complexity)]
 fn on_cpu<F, S: Shape>(
     x: Tensor<S, F, Cpu>,
 ) -> Result<(Tensor<S, F, Cpu>, CpuBackward<F>), CpuError>

@@ -1,6 +1,7 @@
 //! CPU `max_pool2d` and `avg_pool2d` kernels (forward and backward), parallel over planes.
 
 use crate::kernels::geometry::Pool2dGeometry;
+use crate::kernels::scratch;
 use crate::kernels::simd::vectorized;
 use num_traits::Float;
 use rayon::prelude::*;
@@ -18,7 +19,7 @@ use rayon::prelude::*;
 /// If a slice is shorter than the geometry requires.
 pub fn max_pool2d_forward<E>(g: &Pool2dGeometry, input: &[E], out: &mut [E], argmax: &mut [u32])
 where
-    E: Float + Send + Sync + 'static,
+    E: Float + Default + Send + Sync + 'static,
 {
     let (in_plane, out_plane) = planes(g);
     debug_assert_eq!(input.len(), g.batch * g.channels * in_plane);
@@ -208,7 +209,7 @@ fn window(o: usize, g: &Pool2dGeometry, in_len: usize) -> (usize, usize) {
 }
 
 /// Max pool of one plane; `base` is the plane's offset in the whole input, for `argmax`.
-fn max_plane<E: Float>(
+fn max_plane<E: Float + Default + 'static>(
     g: &Pool2dGeometry,
     col_windows: &[(usize, usize)],
     input: &[E],
@@ -249,10 +250,68 @@ fn max_plane<E: Float>(
     }
 }
 
-/// [`max_plane`] for the common 2x2 window with stride 2 and no padding (LeNet's, VGG's):
-/// four taps at known offsets, with no window arithmetic per output.
+/// [`max_plane`] for the common 2x2 window with stride 2 and no padding (LeNet's, VGG's).
+///
+/// With an even width every horizontal pair of the plane's rows is a pair of neighbours in
+/// memory, so the first pass takes the maximum of each pair over the whole plane in one
+/// long loop that vectorises however narrow the rows are (LeNet's are 14 and 5 windows
+/// wide); the second takes the maximum of each vertical pair of those. Pair first, then
+/// top over bottom on ties, is the row-major "first maximum" order of `max_plane`.
 #[inline(always)]
-fn max_plane_2x2<E: Float>(
+fn max_plane_2x2<E: Float + Default + 'static>(
+    g: &Pool2dGeometry,
+    input: &[E],
+    out: &mut [E],
+    argmax: &mut [u32],
+    base: usize,
+) {
+    let (w, ow_n) = (g.in_width, g.out_width);
+    if w % 2 != 0 {
+        return max_plane_2x2_rows(g, input, out, argmax, base);
+    }
+    let pairs = g.out_height * 2 * ow_n;
+    let mut pair_max = scratch::take_for_overwrite::<E>(pairs);
+    let mut pair_at = scratch::take_for_overwrite::<u32>(pairs);
+    for ((m, at), pair) in pair_max
+        .iter_mut()
+        .zip(pair_at.iter_mut())
+        .zip(input[..2 * pairs].chunks_exact(2))
+    {
+        let t = takes(pair[1], pair[0]);
+        *m = if t { pair[1] } else { pair[0] };
+        *at = u32::from(t);
+    }
+    let w_at = w as u32;
+    for (oh, (out_row, arg_row)) in out
+        .chunks_exact_mut(ow_n)
+        .zip(argmax.chunks_exact_mut(ow_n))
+        .enumerate()
+        .take(g.out_height)
+    {
+        let (upper, lower) = pair_max[2 * oh * ow_n..][..2 * ow_n].split_at(ow_n);
+        let (upper_at, lower_at) = pair_at[2 * oh * ow_n..][..2 * ow_n].split_at(ow_n);
+        // See `max_plane_2x2_rows` on `as`.
+        let row_at = (base + 2 * oh * w) as u32;
+        for (ow, (((o, a), (&u, &l)), (&ua, &la))) in out_row
+            .iter_mut()
+            .zip(arg_row.iter_mut())
+            .zip(upper.iter().zip(lower))
+            .zip(upper_at.iter().zip(lower_at))
+            .enumerate()
+        {
+            let t = takes(l, u);
+            *o = if t { l } else { u };
+            *a = row_at + 2 * ow as u32 + if t { w_at + la } else { ua };
+        }
+    }
+    scratch::give(pair_max);
+    scratch::give(pair_at);
+}
+
+/// [`max_plane_2x2`] for an odd width, row by row: four taps at known offsets, with no
+/// window arithmetic per output.
+#[inline(always)]
+fn max_plane_2x2_rows<E: Float>(
     g: &Pool2dGeometry,
     input: &[E],
     out: &mut [E],
@@ -274,35 +333,8 @@ fn max_plane_2x2<E: Float>(
         // which the caller never creates (checked in debug builds).
         let row_at = (base + top) as u32;
         let (w_at, w1_at) = (w as u32, w as u32 + 1);
-        let mut ow = 0;
-        // Blocks of fixed-size arrays, selects instead of branches and no index
-        // arithmetic per tap: the compiler turns the block into vector code (on real data
-        // the winner's position is random, so branches would mispredict half the time).
-        while ow + LANES <= ow_n {
-            let mut taps = [[E::zero(); LANES]; 4];
-            for j in 0..LANES {
-                let c = 2 * (ow + j);
-                taps[0][j] = upper[c];
-                taps[1][j] = upper[c + 1];
-                taps[2][j] = lower[c];
-                taps[3][j] = lower[c + 1];
-            }
-            let mut best = taps[0];
-            let mut at = [0u32; LANES];
-            for (tap, offset) in taps[1..].iter().zip([1, w_at, w1_at]) {
-                for j in 0..LANES {
-                    let t = takes(tap[j], best[j]);
-                    best[j] = if t { tap[j] } else { best[j] };
-                    at[j] = if t { offset } else { at[j] };
-                }
-            }
-            out_row[ow..ow + LANES].copy_from_slice(&best);
-            for (j, a) in arg_row[ow..ow + LANES].iter_mut().enumerate() {
-                *a = row_at + 2 * (ow + j) as u32 + at[j];
-            }
-            ow += LANES;
-        }
-        for ow in ow..ow_n {
+        // Selects, not branches: on real data the winner's position is random.
+        for ow in 0..ow_n {
             let c = 2 * ow;
             let (mut best, mut at) = (upper[c], 0u32);
             for (v, offset) in [(upper[c + 1], 1), (lower[c], w_at), (lower[c + 1], w1_at)] {
@@ -315,9 +347,6 @@ fn max_plane_2x2<E: Float>(
         }
     }
 }
-
-/// Outputs per block of [`max_plane_2x2`]: one AVX-512 register of `f32`.
-const LANES: usize = 16;
 
 /// Whether tap `v` replaces the window's `best` so far, the rule of `max_plane`: strictly
 /// greater keeps the first of equal maxima, and a NaN wins over a number but not over an
@@ -449,7 +478,7 @@ mod tests {
     /// from a handful of values so windows hold equal maxima.
     fn check_case<T>(g: &Pool2dGeometry, seed: u64, ties: bool, tol: f64)
     where
-        T: Float + Send + Sync + 'static + Into<f64>,
+        T: Float + Default + Send + Sync + 'static + Into<f64>,
     {
         let mut rng = StdRng::seed_from_u64(seed);
         let n_in = g.batch * g.channels * g.in_height * g.in_width;
@@ -532,6 +561,8 @@ mod tests {
             geometry(5, 7, 40, 9, 5, 3, 2),
             // Rows of 35 windows: two blocks of the 2x2 path and a remainder.
             geometry(2, 5, 12, 70, 2, 2, 0),
+            // An even width and an odd height: the last row is in no window.
+            geometry(3, 4, 9, 12, 2, 2, 0),
         ]
         .iter()
         .flatten()
