@@ -18,6 +18,7 @@ pub mod cross_entropy;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod dispatch;
+pub mod dropout;
 mod gemm;
 pub mod geometry;
 pub mod layer_norm;

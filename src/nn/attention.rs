@@ -326,7 +326,7 @@ where
         };
         let weights = scores.try_softmax::<Axis<3>>()?;
         let weights = if dropout > 0.0 {
-            weights.try_dropout(dropout)?
+            crate::kernels::dropout::try_dropout(weights, dropout)?
         } else {
             weights
         };

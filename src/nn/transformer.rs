@@ -460,7 +460,7 @@ fn maybe_dropout<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     p: f64,
 ) -> Result<Tensor<S, E, D, T>, D::Err> {
     if p > 0.0 {
-        x.try_dropout(p)
+        crate::kernels::dropout::try_dropout(x, p)
     } else {
         Ok(x)
     }

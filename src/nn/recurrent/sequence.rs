@@ -289,7 +289,7 @@ impl<
         let dirs = directions(BIDIRECTIONAL);
         for layer in 1..LAYERS {
             if dropout > 0.0 {
-                y = y.try_dropout(dropout)?;
+                y = crate::kernels::dropout::try_dropout(y, dropout)?;
             }
             let cells = &self.deeper[(layer - 1) * dirs..layer * dirs];
             y = run_layer::<M, _, _, _, GATES, HIDDEN, BIDIRECTIONAL, E, D, T>(
