@@ -7,7 +7,10 @@
 //! monomorphisation, so the compiler drops the branch that is not taken. `Any` makes the
 //! casts checked: a cast between different types returns `None`, never reinterprets.
 
-use dfdx::prelude::{Cpu, CpuError, Device, Dtype, Gradients, Storage, Tape};
+use dfdx::prelude::{
+    Cpu, CpuError, Device, Dtype, Gradients, PutTape, ReshapeTo, Shape, SplitTape, Storage, Tape,
+    Tensor,
+};
 use std::any::Any;
 
 use std::cell::Cell;
@@ -103,6 +106,40 @@ where
                 cast_mut(grads).expect("the gradients are on the op's device");
             backward(grads).map_err(same)
         });
+    }
+}
+
+/// Runs a shape-preserving CPU kernel on a taped tensor whose device and dtype
+/// [`has_cpu_kernel`] accepted: makes it contiguous (the kernels index memory in the order
+/// the shape says), splits its tape, runs the f32 or f64 version and records its backward.
+#[allow(clippy::type_complexity)]
+pub(crate) fn run_shape_kernel<S, E, D, T>(
+    x: Tensor<S, E, D, T>,
+    f32_kernel: impl FnOnce(
+        Tensor<S, f32, Cpu>,
+    ) -> Result<(Tensor<S, f32, Cpu>, CpuBackward<f32>), CpuError>,
+    f64_kernel: impl FnOnce(
+        Tensor<S, f64, Cpu>,
+    ) -> Result<(Tensor<S, f64, Cpu>, CpuBackward<f64>), CpuError>,
+) -> Result<Tensor<S, E, D, T>, D::Err>
+where
+    S: Shape,
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D>,
+{
+    let (x, mut tape) = x.try_contiguous()?.split_tape();
+    match cast::<_, Tensor<S, f32, Cpu>>(x) {
+        Ok(x) => {
+            let (y, back) = f32_kernel(x).map_err(same)?;
+            record(&mut tape, Some(back));
+            Ok(same::<_, Tensor<S, E, D>>(y).put_tape(tape))
+        }
+        Err(x) => {
+            let (y, back) = f64_kernel(same(x)).map_err(same)?;
+            record(&mut tape, Some(back));
+            Ok(same::<_, Tensor<S, E, D>>(y).put_tape(tape))
+        }
     }
 }
 

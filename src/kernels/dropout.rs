@@ -4,13 +4,12 @@
 //! Bernoulli sample per element, twice (forward and backward): a third of the
 //! `transformer` example's training time.
 
-use crate::kernels::dispatch::{cast, has_cpu_kernel, record, same, CpuBackward};
+use crate::kernels::dispatch::{has_cpu_kernel, run_shape_kernel, CpuBackward};
 use crate::kernels::host_values;
 use crate::kernels::scratch;
 use crate::kernels::simd::vectorized;
 use dfdx::prelude::{
-    Cpu, CpuError, Device, Dtype, HasShape, PutTape, ReshapeTo, Shape, SplitTape, Storage, Tape,
-    Tensor, TensorFromVec,
+    Cpu, CpuError, Device, Dtype, HasShape, Shape, Storage, Tape, Tensor, TensorFromVec,
 };
 use num_traits::Float;
 
@@ -127,20 +126,11 @@ pub fn try_dropout<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
         return x.try_dropout(p);
     }
     let mask = DropoutMask::new(x.device().random_u64(), p);
-    // The mask indexes elements in the order the shape says.
-    let (x, mut tape) = x.try_contiguous()?.split_tape();
-    macro_rules! run {
-        ($f:ty, $x:expr) => {{
-            let scale = (1.0 / (1.0 - p)) as $f;
-            let (y, back) = on_cpu::<$f, S>($x, mask, scale).map_err(same)?;
-            record(&mut tape, Some(back));
-            Ok(same::<_, Tensor<S, E, D>>(y).put_tape(tape))
-        }};
-    }
-    match cast::<_, Tensor<S, f32, Cpu>>(x) {
-        Ok(x) => run!(f32, x),
-        Err(x) => run!(f64, same::<_, Tensor<S, f64, Cpu>>(x)),
-    }
+    run_shape_kernel(
+        x,
+        |x| on_cpu(x, mask, (1.0 / (1.0 - p)) as f32),
+        |x| on_cpu(x, mask, 1.0 / (1.0 - p)),
+    )
 }
 
 /// Runs the forward pass and returns the output with its backward op.

@@ -3,12 +3,11 @@
 //! dfdx's generic unary op, whose forward copies the input and whose backward is a scalar
 //! loop with a branch per element that mispredicts on half of them.
 
-use crate::kernels::dispatch::{cast, has_cpu_kernel, record, same, CpuBackward};
+use crate::kernels::dispatch::{has_cpu_kernel, run_shape_kernel, CpuBackward};
 use crate::kernels::simd::vectorized;
 use crate::kernels::{host_values, scratch};
 use dfdx::prelude::{
-    Cpu, CpuError, Device, Dtype, HasShape, PutTape, ReshapeTo, Shape, SplitTape, Storage, Tape,
-    Tensor, TensorFromVec,
+    Cpu, CpuError, Device, Dtype, HasShape, Shape, Storage, Tape, Tensor, TensorFromVec,
 };
 use num_traits::Float;
 
@@ -35,19 +34,7 @@ pub(crate) fn try_relu<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     if !has_cpu_kernel::<E, D>() || !T::OWNS_TAPE {
         return x.try_relu();
     }
-    // The kernel reads and writes physical memory, laid out as the shape says.
-    let (x, mut tape) = x.try_contiguous()?.split_tape();
-    macro_rules! run {
-        ($f:ty, $x:expr) => {{
-            let (y, back) = on_cpu::<$f, S>($x).map_err(same)?;
-            record(&mut tape, Some(back));
-            Ok(same::<_, Tensor<S, E, D>>(y).put_tape(tape))
-        }};
-    }
-    match cast::<_, Tensor<S, f32, Cpu>>(x) {
-        Ok(x) => run!(f32, x),
-        Err(x) => run!(f64, same::<_, Tensor<S, f64, Cpu>>(x)),
-    }
+    run_shape_kernel(x, on_cpu::<f32, S>, on_cpu::<f64, S>)
 }
 
 /// Runs the forward pass and returns the output with its backward op.
