@@ -131,7 +131,7 @@ fn avx2<R>(pass: impl FnOnce() -> R) -> R {
 /// assert!((1.0f32.exp_fast() - std::f32::consts::E).abs() < 1e-6);
 /// ```
 pub trait SimdFloat: Float + Send + Sync + 'static + sealed::Sealed {
-    /// `exp(self)`: for f32 a branch-free polynomial ([`exp_f32`], about 2 ulp) that
+    /// `exp(self)`: for f32 a branch-free polynomial (Cephes' `expf`, about 2 ulp) that
     /// vectorises, where a call to libm's `expf` per element would not; for f64 the
     /// standard library's, so f64 results track PyTorch's to the last bits.
     fn exp_fast(self) -> Self;
