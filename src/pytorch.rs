@@ -217,7 +217,48 @@ where
         path: path.to_path_buf(),
         source,
     })?;
-    let file = SafeTensors::deserialize(&bytes)
+    load_named(model, &bytes, path, map)
+}
+
+/// [`load_state_dict`] from the bytes of a safetensors file already in memory (downloaded,
+/// embedded with `include_bytes!`, or read from an archive), with the same conversions,
+/// checks and all-or-nothing update. Errors name the source as in-memory data.
+///
+/// # Shapes
+/// As [`load_state_dict`]: each tensor must have exactly the model's shape.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::pytorch::{load_state_dict_from_bytes, NameMap};
+/// let dev = Cpu::default();
+/// let source = dev.build_module::<Linear<3, 2>, f32>();
+/// let path = std::env::temp_dir().join("shapesafe-doc-pytorch-bytes.safetensors");
+/// source.save_safetensors(&path).unwrap();
+/// let bytes = std::fs::read(&path).unwrap();
+/// # std::fs::remove_file(&path).unwrap();
+/// let mut model = dev.build_module::<(Linear<3, 2>,), f32>();
+/// load_state_dict_from_bytes(&mut model, &bytes, &NameMap::new().rename("0", "")).unwrap();
+/// assert_eq!(model.0.bias.array(), source.bias.array());
+/// let err = load_state_dict_from_bytes(&mut model, &bytes[..10], &NameMap::new()).unwrap_err();
+/// assert!(err.to_string().contains("not a safetensors file"), "{err}");
+/// ```
+pub fn load_state_dict_from_bytes<E, D, M>(model: &mut M, bytes: &[u8], map: &NameMap) -> Result<()>
+where
+    E: Dtype,
+    D: Device<E>,
+    M: TensorCollection<E, D> + Clone,
+{
+    load_named(model, bytes, Path::new(""), map)
+}
+
+/// The body of [`load_state_dict`]; `path` names the source in errors.
+fn load_named<E, D, M>(model: &mut M, bytes: &[u8], path: &Path, map: &NameMap) -> Result<()>
+where
+    E: Dtype,
+    D: Device<E>,
+    M: TensorCollection<E, D> + Clone,
+{
+    let file = SafeTensors::deserialize(bytes)
         .map_err(|e| weights_error(path, format!("it is not a safetensors file ({e:?})")))?;
     // Tensors are copied one by one, so load into a copy and keep it only if all fit.
     let mut staged = model.clone();
@@ -251,6 +292,15 @@ where
     }
     *model = staged;
     Ok(())
+}
+
+/// How errors name a source: its path, or "in-memory data" for the empty path of bytes.
+fn source_name(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        "in-memory data".to_string()
+    } else {
+        path.display().to_string()
+    }
 }
 
 fn weights_error(path: &Path, reason: String) -> Error {
@@ -292,7 +342,7 @@ impl<'a, 'data, E: Dtype, D: Device<E>> TensorVisitor<E, D> for StateDictReader<
             return Err(Error::ShapeMismatch {
                 what: format!(
                     "tensor {key:?} (the model's {name:?}) in {}",
-                    self.path.display()
+                    source_name(self.path)
                 ),
                 expected: shape,
                 found: view.shape().to_vec(),
@@ -309,7 +359,7 @@ impl<'a, 'data, E: Dtype, D: Device<E>> TensorVisitor<E, D> for StateDictReader<
         })?;
         if values.len() != t.shape().num_elements() {
             return Err(Error::ShapeMismatch {
-                what: format!("the data of tensor {key:?} in {}", self.path.display()),
+                what: format!("the data of tensor {key:?} in {}", source_name(self.path)),
                 expected: vec![t.shape().num_elements()],
                 found: vec![values.len()],
             });

@@ -294,3 +294,32 @@ fn zoo_name_maps_cover_torchvision() {
     check_name_map::<Vgg16>("vgg16", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], false));
     check_name_map::<Vgg16Bn>("vgg16_bn", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], true));
 }
+
+#[test]
+fn state_dicts_load_from_bytes_with_the_same_checks() {
+    let dev = TestDevice::default();
+    let bytes = std::fs::read("tests/pytorch/small_vgg.safetensors").unwrap();
+    let from_file = {
+        let mut model = dev.build_module::<TinyVgg<10>, f32>();
+        let map = NameMap::by_order(&model, &vgg::torchvision_layers(&[1, 2], true)).unwrap();
+        load_state_dict(&mut model, "tests/pytorch/small_vgg.safetensors", &map).unwrap();
+        model.4.weight.as_vec()
+    };
+    let mut model = dev.build_module::<TinyVgg<10>, f32>();
+    let map = NameMap::by_order(&model, &vgg::torchvision_layers(&[1, 2], true)).unwrap();
+    shapesafe::pytorch::load_state_dict_from_bytes(&mut model, &bytes, &map).unwrap();
+    assert_eq!(model.4.weight.as_vec(), from_file);
+
+    // A wrong shape is named, says where the data came from, and changes nothing.
+    let mut wrong = dev.build_module::<TinyVgg<12>, f32>();
+    let before = wrong.4.weight.as_vec();
+    let map = NameMap::by_order(&wrong, &vgg::torchvision_layers(&[1, 2], true)).unwrap();
+    let err = shapesafe::pytorch::load_state_dict_from_bytes(&mut wrong, &bytes, &map)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("classifier.6.weight") && err.contains("in-memory data"),
+        "{err}"
+    );
+    assert_eq!(wrong.4.weight.as_vec(), before);
+}
