@@ -13,9 +13,17 @@ use dfdx::prelude::{
 };
 use num_traits::Float;
 
-/// The mask and scale of one dropout draw: element `i` is kept when
-/// `hash(seed, i) >= threshold`, which happens with probability `1 - p`, and scaled by
-/// `1 / (1 - p)`.
+/// The keep mask of one dropout draw: element `i` is kept when `hash(seed, i) >= threshold`,
+/// which happens with probability `1 - p`; the kernels scale kept elements by `1 / (1 - p)`.
+///
+/// # Shapes
+/// Not a tensor: a mask over any number of elements, indexed in row-major order.
+///
+/// ```
+/// use shapesafe::kernels::dropout::DropoutMask;
+/// let mask = DropoutMask::new(3, 0.1);
+/// assert!((0..1000).filter(|&i| mask.keeps(i)).count() > 850);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct DropoutMask {
     seed: u64,
@@ -76,7 +84,24 @@ fn lowbias32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// `y[i] = x[i] / (1 - p)` where `mask` keeps element `i`, else 0; `p` is the mask's.
+/// `y[i] = x[i] * scale` where `mask` keeps element `i`, else 0; `scale` is `1 / (1 - p)`
+/// for the mask's `p`.
+///
+/// # Shapes
+/// `x` and `y` hold one tensor's elements in row-major order, the order the mask indexes.
+///
+/// ```
+/// use shapesafe::kernels::dropout::{dropout_backward, dropout_forward, DropoutMask};
+/// let mask = DropoutMask::new(9, 0.5);
+/// let mut y = [0.0f32; 64];
+/// dropout_forward(mask, 2.0, &[1.0; 64], &mut y);
+/// let mut grad_x = [0.0f32; 64];
+/// dropout_backward(mask, 2.0, &[1.0; 64], &mut grad_x);
+/// for i in 0..64 {
+///     assert_eq!(y[i], if mask.keeps(i) { 2.0 } else { 0.0 });
+///     assert_eq!(grad_x[i], y[i]);
+/// }
+/// ```
 pub fn dropout_forward<E: Float>(mask: DropoutMask, scale: E, x: &[E], y: &mut [E]) {
     vectorized!(forward_pass(mask, scale, x, y))
 }
@@ -88,7 +113,18 @@ fn forward_pass<E: Float>(mask: DropoutMask, scale: E, x: &[E], y: &mut [E]) {
     }
 }
 
-/// `grad_x[i] += grad_y[i] / (1 - p)` where `mask` keeps element `i`.
+/// `grad_x[i] += grad_y[i] * scale` where `mask` keeps element `i`: the backward of
+/// [`dropout_forward`] with the same mask and scale.
+///
+/// # Shapes
+/// As [`dropout_forward`]; the example there runs both.
+///
+/// ```
+/// use shapesafe::kernels::dropout::{dropout_backward, DropoutMask};
+/// let mut grad_x = [1.0f64; 4];
+/// dropout_backward(DropoutMask::new(0, 0.0), 1.0, &[2.0; 4], &mut grad_x);
+/// assert_eq!(grad_x, [3.0; 4]);
+/// ```
 pub fn dropout_backward<E: Float>(mask: DropoutMask, scale: E, grad_y: &[E], grad_x: &mut [E]) {
     vectorized!(backward_pass(mask, scale, grad_y, grad_x))
 }

@@ -14,13 +14,23 @@ use num_traits::Float;
 /// `grad_x += grad_y` where `v` (the input or the output: both are positive at the same
 /// places) is positive: the gradient through `max(., 0)`, with zero slope at 0 as in
 /// PyTorch and dfdx.
+///
+/// # Shapes
+/// Three slices of one tensor's elements, in the same order.
+///
+/// ```
+/// use shapesafe::kernels::relu::relu_backward;
+/// let mut grad_x = [1.0f32; 3];
+/// relu_backward(&[-1.0, 0.0, 2.0], &[5.0, 5.0, 5.0], &mut grad_x);
+/// assert_eq!(grad_x, [1.0, 1.0, 6.0]);
+/// ```
 pub fn relu_backward<E: Float>(v: &[E], grad_y: &[E], grad_x: &mut [E]) {
     vectorized!(backward_pass(v, grad_y, grad_x))
 }
 
 #[inline(always)]
-fn backward_pass<E: Float>(y: &[E], grad_y: &[E], grad_x: &mut [E]) {
-    for ((g, &dy), &v) in grad_x.iter_mut().zip(grad_y).zip(y) {
+fn backward_pass<E: Float>(v: &[E], grad_y: &[E], grad_x: &mut [E]) {
+    for ((g, &dy), &v) in grad_x.iter_mut().zip(grad_y).zip(v) {
         // A select, not a branch: `v > 0` is a coin flip on real activations.
         *g = *g + if v > E::zero() { dy } else { E::zero() };
     }
