@@ -713,3 +713,27 @@ fn regularizers_are_exact_and_validate_lambda() {
     ));
     assert!(matches!(add_l1(&m, &mut g, f64::NAN), Err(Error::Usage(_))));
 }
+
+#[test]
+fn named_grads_lists_the_present_gradients_by_name() {
+    use shapesafe::optim::named_grads;
+    let dev = TestDevice::default();
+    let model = dev.build_module::<(Linear<3, 2>, Linear<3, 2>), f64>();
+    let x: Tensor<Rank1<3>, f64, _> = dev.tensor([1.0, -2.0, 0.5]);
+    // Only the first layer is used, from an empty gradient map: the second has no gradient.
+    let grads = model
+        .0
+        .forward(x.traced(Gradients::leaky()))
+        .sum()
+        .backward();
+    let named = named_grads(&model, &grads).unwrap();
+    let names: Vec<&str> = named.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["0.weight", "0.bias"]);
+    // d(sum(W x + b))/dW[o][i] = x[i]; d/db = 1.
+    assert_eq!(named[0].shape, [2, 3]);
+    assert_eq!(named[0].values, [1.0, -2.0, 0.5, 1.0, -2.0, 0.5]);
+    assert_eq!(
+        (named[1].shape.clone(), named[1].values.clone()),
+        (vec![2], vec![1.0, 1.0])
+    );
+}

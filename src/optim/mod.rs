@@ -38,6 +38,7 @@
 mod adam;
 mod clip;
 mod cpu;
+mod named_grads;
 mod params;
 mod regularize;
 mod rmsprop;
@@ -46,6 +47,7 @@ mod state;
 
 pub use adam::Adam;
 pub use clip::{clip_grad_norm, first_non_finite_grad, grads_are_finite};
+pub use named_grads::{named_grads, NamedGrad};
 pub use regularize::{add_l1, add_l2};
 pub use rmsprop::RMSprop;
 pub use sgd::Sgd;
