@@ -84,17 +84,17 @@ fn lowbias32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// `y[i] = x[i] * scale` where `mask` keeps element `i`, else 0; `scale` is `1 / (1 - p)`
-/// for the mask's `p`.
+/// `y[i] = x[i] * scale` where `mask` keeps element `i`, else 0, as a new vector; `scale`
+/// is `1 / (1 - p)` for the mask's `p`.
 ///
 /// # Shapes
-/// `x` and `y` hold one tensor's elements in row-major order, the order the mask indexes.
+/// `x` and the result hold one tensor's elements in row-major order, the order the mask
+/// indexes.
 ///
 /// ```
 /// use shapesafe::kernels::dropout::{dropout_backward, dropout_forward, DropoutMask};
 /// let mask = DropoutMask::new(9, 0.5);
-/// let mut y = [0.0f32; 64];
-/// dropout_forward(mask, 2.0, &[1.0; 64], &mut y);
+/// let y = dropout_forward(mask, 2.0, &[1.0f32; 64]);
 /// let mut grad_x = [0.0f32; 64];
 /// dropout_backward(mask, 2.0, &[1.0; 64], &mut grad_x);
 /// for i in 0..64 {
@@ -102,15 +102,13 @@ fn lowbias32(mut x: u32) -> u32 {
 ///     assert_eq!(grad_x[i], y[i]);
 /// }
 /// ```
-pub fn dropout_forward<E: Float>(mask: DropoutMask, scale: E, x: &[E], y: &mut [E]) {
-    vectorized!(forward_pass(mask, scale, x, y))
-}
-
-#[inline(always)]
-fn forward_pass<E: Float>(mask: DropoutMask, scale: E, x: &[E], y: &mut [E]) {
-    for (i, (o, &v)) in y.iter_mut().zip(x).enumerate() {
-        *o = if mask.keeps(i) { v * scale } else { E::zero() };
-    }
+pub fn dropout_forward<E: Float>(mask: DropoutMask, scale: E, x: &[E]) -> Vec<E> {
+    // Collected, so the output is written once, not zeroed first.
+    vectorized!(x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if mask.keeps(i) { v * scale } else { E::zero() })
+        .collect())
 }
 
 /// `grad_x[i] += grad_y[i] * scale` where `mask` keeps element `i`: the backward of
@@ -126,14 +124,11 @@ fn forward_pass<E: Float>(mask: DropoutMask, scale: E, x: &[E], y: &mut [E]) {
 /// assert_eq!(grad_x, [3.0; 4]);
 /// ```
 pub fn dropout_backward<E: Float>(mask: DropoutMask, scale: E, grad_y: &[E], grad_x: &mut [E]) {
-    vectorized!(backward_pass(mask, scale, grad_y, grad_x))
-}
-
-#[inline(always)]
-fn backward_pass<E: Float>(mask: DropoutMask, scale: E, grad_y: &[E], grad_x: &mut [E]) {
-    for (i, (g, &dy)) in grad_x.iter_mut().zip(grad_y).enumerate() {
-        *g = *g + if mask.keeps(i) { dy * scale } else { E::zero() };
-    }
+    vectorized!({
+        for (i, (g, &dy)) in grad_x.iter_mut().zip(grad_y).enumerate() {
+            *g = *g + if mask.keeps(i) { dy * scale } else { E::zero() };
+        }
+    })
 }
 
 /// Dropout with probability `p` (PyTorch's `F.dropout(x, p, training=True)`): on the CPU
@@ -182,8 +177,7 @@ where
     <Cpu as Storage<F>>::Vec: std::ops::DerefMut<Target = Vec<F>>,
 {
     let xv = host_values(&x)?;
-    let mut yv = vec![F::zero(); xv.len()];
-    dropout_forward(mask, scale, &xv, &mut yv);
+    let yv = dropout_forward(mask, scale, &xv);
     scratch::give(xv);
     let y = x.device().try_tensor_from_vec(yv, *x.shape())?;
     let (x_id, y_id) = (x.ghost(), y.ghost());

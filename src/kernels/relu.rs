@@ -25,15 +25,12 @@ use num_traits::Float;
 /// assert_eq!(grad_x, [1.0, 1.0, 6.0]);
 /// ```
 pub fn relu_backward<E: Float>(v: &[E], grad_y: &[E], grad_x: &mut [E]) {
-    vectorized!(backward_pass(v, grad_y, grad_x))
-}
-
-#[inline(always)]
-fn backward_pass<E: Float>(v: &[E], grad_y: &[E], grad_x: &mut [E]) {
-    for ((g, &dy), &v) in grad_x.iter_mut().zip(grad_y).zip(v) {
-        // A select, not a branch: `v > 0` is a coin flip on real activations.
-        *g = *g + if v > E::zero() { dy } else { E::zero() };
-    }
+    vectorized!({
+        for ((g, &dy), &v) in grad_x.iter_mut().zip(grad_y).zip(v) {
+            // A select, not a branch: `v > 0` is a coin flip on real activations.
+            *g = *g + if v > E::zero() { dy } else { E::zero() };
+        }
+    })
 }
 
 /// `max(x, 0)` on the CPU kernel when the device and dtype have one, else dfdx's `relu`.
@@ -58,8 +55,8 @@ where
     <Cpu as Storage<F>>::Vec: std::ops::DerefMut<Target = Vec<F>>,
 {
     let xv = host_values(&x)?;
-    let mut yv = vec![F::zero(); xv.len()];
-    vectorized!(forward_pass(&xv, &mut yv));
+    // dfdx's semantics: a NaN becomes 0. Collected, so the output is written once.
+    let yv: Vec<F> = vectorized!(xv.iter().map(|&v| v.max(F::zero())).collect());
     let y = x.device().try_tensor_from_vec(yv, *x.shape())?;
     let (x_id, y_id) = (x.ghost(), y.ghost());
     let backward: CpuBackward<F> = Box::new(move |grads| {
@@ -72,14 +69,6 @@ where
         Ok(())
     });
     Ok((y, backward))
-}
-
-/// `y = max(x, 0)` with dfdx's semantics (a NaN becomes 0).
-#[inline(always)]
-fn forward_pass<E: Float>(x: &[E], y: &mut [E]) {
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = v.max(E::zero());
-    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ fn avx2<R>(pass: impl FnOnce() -> R) -> R {
 /// runs_on_the_cpu_kernels::<f64>();
 /// assert!((1.0f32.exp_fast() - std::f32::consts::E).abs() < 1e-6);
 /// ```
-pub trait SimdFloat: Float + Send + Sync + 'static + sealed::Sealed {
+pub trait SimdFloat: Float + Default + Send + Sync + 'static + sealed::Sealed {
     /// `exp(self)`: for f32 a branch-free polynomial (Cephes' `expf`, about 2 ulp) that
     /// vectorises, where a call to libm's `expf` per element would not; for f64 the
     /// standard library's, so f64 results track PyTorch's to the last bits.
@@ -157,63 +157,15 @@ impl SimdFloat for f64 {
     }
 }
 
-/// Partial sums kept side by side by [`dot`] and [`sum`]: one AVX-512 register of f32.
+/// Partial sums kept side by side by the reductions below: one AVX-512 register of f32.
 /// A fixed count, not the CPU's width, so every CPU adds in the same order.
 pub(crate) const LANES: usize = 16;
 
-/// `sum_i a[i] * b[i]` over the shorter slice, in [`LANES`] partial sums that vectorise.
+/// `sum_i term(a[i], b[i], c[i])` over the shortest slice, in [`LANES`] partial sums
+/// that vectorise, then the tail in order: the one reduction order of [`dot`], [`dot3`],
+/// [`sum`] and [`sum_sq_dev`]. A slice passed twice is loaded once.
 #[inline(always)]
-pub(crate) fn dot<E: Float>(a: &[E], b: &[E]) -> E {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [E::zero(); LANES];
-    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-        for j in 0..LANES {
-            acc[j] = acc[j] + x[j] * y[j];
-        }
-    }
-    let tail = n / LANES * LANES;
-    let rest = a[tail..]
-        .iter()
-        .zip(&b[tail..])
-        .fold(E::zero(), |s, (&x, &y)| s + x * y);
-    acc.iter().fold(E::zero(), |s, &v| s + v) + rest
-}
-
-/// `sum_i a[i]`, in [`LANES`] partial sums that vectorise.
-#[inline(always)]
-pub(crate) fn sum<E: Float>(a: &[E]) -> E {
-    let mut acc = [E::zero(); LANES];
-    for x in a.chunks_exact(LANES) {
-        for j in 0..LANES {
-            acc[j] = acc[j] + x[j];
-        }
-    }
-    let rest = a.chunks_exact(LANES).remainder();
-    acc.iter().fold(E::zero(), |s, &v| s + v) + rest.iter().fold(E::zero(), |s, &v| s + v)
-}
-
-/// `sum_i (a[i] - center)^2`, in [`LANES`] partial sums that vectorise.
-#[inline(always)]
-pub(crate) fn sum_sq_dev<E: Float>(a: &[E], center: E) -> E {
-    let mut acc = [E::zero(); LANES];
-    for x in a.chunks_exact(LANES) {
-        for j in 0..LANES {
-            let d = x[j] - center;
-            acc[j] = acc[j] + d * d;
-        }
-    }
-    let rest = a.chunks_exact(LANES).remainder();
-    let tail = rest
-        .iter()
-        .fold(E::zero(), |s, &v| s + (v - center) * (v - center));
-    acc.iter().fold(E::zero(), |s, &v| s + v) + tail
-}
-
-/// `sum_i a[i] * b[i] * c[i]` over the shortest slice, in [`LANES`] partial sums that
-/// vectorise.
-#[inline(always)]
-pub(crate) fn dot3<E: Float>(a: &[E], b: &[E], c: &[E]) -> E {
+fn lane_sum<E: Float>(a: &[E], b: &[E], c: &[E], term: impl Fn(E, E, E) -> E) -> E {
     let n = a.len().min(b.len()).min(c.len());
     let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
     let mut acc = [E::zero(); LANES];
@@ -223,15 +175,36 @@ pub(crate) fn dot3<E: Float>(a: &[E], b: &[E], c: &[E]) -> E {
         .zip(c.chunks_exact(LANES))
     {
         for j in 0..LANES {
-            acc[j] = acc[j] + x[j] * y[j] * z[j];
+            acc[j] = acc[j] + term(x[j], y[j], z[j]);
         }
     }
-    let t = n / LANES * LANES;
-    let mut rest = E::zero();
-    for i in t..n {
-        rest = rest + a[i] * b[i] * c[i];
-    }
+    let tail = n / LANES * LANES;
+    let rest = (tail..n).fold(E::zero(), |s, i| s + term(a[i], b[i], c[i]));
     acc.iter().fold(E::zero(), |s, &v| s + v) + rest
+}
+
+/// `sum_i a[i] * b[i]` over the shorter slice.
+#[inline(always)]
+pub(crate) fn dot<E: Float>(a: &[E], b: &[E]) -> E {
+    lane_sum(a, b, b, |x, y, _| x * y)
+}
+
+/// `sum_i a[i]`.
+#[inline(always)]
+pub(crate) fn sum<E: Float>(a: &[E]) -> E {
+    lane_sum(a, a, a, |x, _, _| x)
+}
+
+/// `sum_i (a[i] - center)^2`.
+#[inline(always)]
+pub(crate) fn sum_sq_dev<E: Float>(a: &[E], center: E) -> E {
+    lane_sum(a, a, a, |x, _, _| (x - center) * (x - center))
+}
+
+/// `sum_i a[i] * b[i] * c[i]` over the shortest slice.
+#[inline(always)]
+pub(crate) fn dot3<E: Float>(a: &[E], b: &[E], c: &[E]) -> E {
+    lane_sum(a, b, c, |x, y, z| x * y * z)
 }
 
 /// `max_i a[i]`, ignoring NaNs as `Float::max` does (`-inf` when empty or all NaN), in

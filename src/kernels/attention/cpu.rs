@@ -3,6 +3,7 @@
 //! (no head transposes), the scale, masks and softmax fused in one pass over each row.
 
 use crate::kernels::gemm::{matmul, Mat, MatMut};
+use crate::kernels::scratch;
 use crate::kernels::simd::{self, vectorized, SimdFloat};
 use rayon::prelude::*;
 
@@ -270,7 +271,8 @@ fn backward_item<E: SimdFloat>(
 ) {
     let (w, hd, s1, s2) = (d.width(), d.head_dim, d.queries, d.keys);
     let scale = E::one() / E::from(hd as f64).unwrap_or(E::one()).sqrt();
-    let mut ds = vec![E::zero(); s1 * s2];
+    // Overwritten by the first product of every head.
+    let mut ds = scratch::take_for_overwrite(s1 * s2);
     for h in 0..d.heads {
         let p = &probs[h * s1 * s2..(h + 1) * s1 * s2];
         let go = Mat {
@@ -354,4 +356,5 @@ fn backward_item<E: SimdFloat>(
             false,
         );
     }
+    scratch::give(ds);
 }

@@ -57,31 +57,24 @@ pub fn linear_forward<E: Float + Send + Sync + 'static>(
         d.work() >= PARALLEL_WORK,
     );
     if relu {
-        vectorized!(relu_in_place(y));
-    }
-}
-
-/// `v = max(v, 0)` for every entry.
-#[inline(always)]
-fn relu_in_place<E: Float>(y: &mut [E]) {
-    for v in y.iter_mut() {
-        *v = v.max(E::zero());
+        vectorized!({
+            for v in y.iter_mut() {
+                *v = v.max(E::zero());
+            }
+        });
     }
 }
 
 /// Zeroes the entries of `grad_y` where the ReLU's output `y` is not positive: the
 /// gradient through `max(., 0)`, with PyTorch's zero slope at 0.
 pub fn relu_backward_in_place<E: Float>(y: &[E], grad_y: &mut [E]) {
-    vectorized!(relu_mask(y, grad_y))
-}
-
-/// [`relu_backward_in_place`]'s loop: a select, not a branch, which mispredicted on half
-/// of the entries and kept the loop scalar.
-#[inline(always)]
-fn relu_mask<E: Float>(y: &[E], grad_y: &mut [E]) {
-    for (g, &v) in grad_y.iter_mut().zip(y) {
-        *g = if v <= E::zero() { E::zero() } else { *g };
-    }
+    vectorized!({
+        // A select, not a branch, which mispredicted on half of the entries and kept the
+        // loop scalar.
+        for (g, &v) in grad_y.iter_mut().zip(y) {
+            *g = if v <= E::zero() { E::zero() } else { *g };
+        }
+    })
 }
 
 /// Input gradient of [`linear_forward`] (without its ReLU): `grad_x += grad_y W`.
@@ -134,15 +127,11 @@ pub fn linear_backward_weight<E: Float + Send + Sync + 'static>(
 /// Bias gradient of [`linear_forward`] (without its ReLU): adds the column sums of
 /// `grad_y` to `grad_bias`, row by row in order, so the sum is the same on every run.
 pub fn linear_backward_bias<E: Float>(d: LinearDims, grad_y: &[E], grad_bias: &mut [E]) {
-    vectorized!(column_sums(d, grad_y, grad_bias))
-}
-
-/// [`linear_backward_bias`]'s loops.
-#[inline(always)]
-fn column_sums<E: Float>(d: LinearDims, grad_y: &[E], grad_bias: &mut [E]) {
-    for row in grad_y.chunks_exact(d.output.max(1)).take(d.rows) {
-        for (b, &g) in grad_bias.iter_mut().zip(row) {
-            *b = *b + g;
+    vectorized!({
+        for row in grad_y.chunks_exact(d.output.max(1)).take(d.rows) {
+            for (b, &g) in grad_bias.iter_mut().zip(row) {
+                *b = *b + g;
+            }
         }
-    }
+    })
 }
