@@ -1,4 +1,4 @@
-//! The widest vector instructions the CPU has, and [`vectorized!`], which runs a pass compiled
+//! The widest vector instructions the CPU has, and `vectorized!`, which runs a pass compiled
 //! for them.
 //!
 //! The crate is compiled for the target's baseline (SSE2 on x86-64), so a loop the compiler

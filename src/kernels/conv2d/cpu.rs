@@ -2,6 +2,7 @@
 
 use crate::kernels::gemm::{matmul, Mat, MatMut};
 use crate::kernels::geometry::Conv2dGeometry;
+use crate::kernels::simd::{self, vectorized};
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -265,12 +266,14 @@ fn backward_image<E>(
 {
     for grp in 0..g.groups {
         let gy_g = &gy[grp * d.og * d.spatial..][..d.og * d.spatial];
-        for (gb, row) in grad_bias[grp * d.og..][..d.og]
-            .iter_mut()
-            .zip(gy_g.chunks_exact(d.spatial))
-        {
-            *gb = row.iter().fold(*gb, |acc, &v| acc + v);
-        }
+        vectorized!({
+            for (gb, row) in grad_bias[grp * d.og..][..d.og]
+                .iter_mut()
+                .zip(gy_g.chunks_exact(d.spatial))
+            {
+                *gb = *gb + simd::sum(row);
+            }
+        });
 
         let x_g = &x[grp * d.cg * d.in_plane..][..d.cg * d.in_plane];
         let cols_g: &[E] = if d.direct {
@@ -376,15 +379,16 @@ where
     if par {
         cols.par_chunks_mut(rows_per_channel)
             .zip(x_g.par_chunks(d.in_plane))
-            .for_each(|(rows, plane)| im2col_channel(g, plane, rows));
+            .for_each(|(rows, plane)| vectorized!(im2col_channel(g, plane, rows)));
     } else {
         cols.chunks_mut(rows_per_channel)
             .zip(x_g.chunks(d.in_plane))
-            .for_each(|(rows, plane)| im2col_channel(g, plane, rows));
+            .for_each(|(rows, plane)| vectorized!(im2col_channel(g, plane, rows)));
     }
 }
 
 /// The im2col rows of one input channel: `kernel * kernel` rows of `out_h * out_w`.
+#[inline(always)]
 fn im2col_channel<E: Float>(g: &Conv2dGeometry, plane: &[E], rows: &mut [E]) {
     let (k, s, p, dil) = (g.kernel, g.stride, g.padding, g.dilation);
     let (ow_n, spatial) = (g.out_width, g.out_height * g.out_width);
@@ -460,15 +464,16 @@ where
     if par {
         gx_g.par_chunks_mut(d.in_plane)
             .zip(grad_cols.par_chunks(rows_per_channel))
-            .for_each(|(plane, rows)| col2im_channel(g, rows, plane));
+            .for_each(|(plane, rows)| vectorized!(col2im_channel(g, rows, plane)));
     } else {
         gx_g.chunks_mut(d.in_plane)
             .zip(grad_cols.chunks(rows_per_channel))
-            .for_each(|(plane, rows)| col2im_channel(g, rows, plane));
+            .for_each(|(plane, rows)| vectorized!(col2im_channel(g, rows, plane)));
     }
 }
 
 /// The col2im of one input channel: adds its `kernel * kernel` rows onto `plane`.
+#[inline(always)]
 fn col2im_channel<E: Float>(g: &Conv2dGeometry, rows: &[E], plane: &mut [E]) {
     let (k, s, p, dil) = (g.kernel, g.stride, g.padding, g.dilation);
     let (ow_n, spatial) = (g.out_width, g.out_height * g.out_width);
@@ -500,7 +505,7 @@ fn col2im_channel<E: Float>(g: &Conv2dGeometry, rows: &[E], plane: &mut [E]) {
 }
 
 /// `acc += other`, elementwise.
-#[inline]
+#[inline(always)]
 fn add_assign<E: Float>(acc: &mut [E], other: &[E]) {
     for (a, &b) in acc.iter_mut().zip(other) {
         *a = *a + b;
