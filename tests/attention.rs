@@ -8,7 +8,7 @@ use common::TestDevice;
 
 use common::{assert_close, assert_close_f32, finite_differences, Tolerance};
 use shapesafe::prelude::*;
-use shapesafe::pytorch::{load_state_dict, tensor_names, NameMap};
+use shapesafe::pytorch::tensor_names;
 use std::collections::BTreeMap;
 
 const D: usize = 8;
@@ -18,34 +18,12 @@ const S: usize = 5;
 const B: usize = 2;
 
 /// PyTorch and ours, both in f64, differ only in summation order.
-const F64_MATCH: Tolerance = Tolerance {
-    abs: 1e-10,
-    rel: 1e-10,
-};
-/// Ours in f32 against PyTorch in f64: f32 rounding through softmax and layer norm.
-const F32_MATCH: Tolerance = Tolerance {
-    abs: 1e-5,
-    rel: 1e-5,
-};
+const F64_MATCH: Tolerance = common::F64_TIGHT;
+/// Ours in f32 against PyTorch in f64.
+const F32_MATCH: Tolerance = common::F32_VS_F64;
 
 fn golden() -> BTreeMap<String, Vec<f64>> {
-    let bytes = std::fs::read("tests/pytorch/transformer_golden.safetensors").unwrap();
-    let file = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (name, values)
-        })
-        .collect()
-}
-
-fn weights(name: &str) -> String {
-    format!("tests/pytorch/{name}_weights.safetensors")
+    common::golden::read("tests/pytorch/transformer_golden.safetensors")
 }
 
 fn load<M, E>(name: &str) -> M::Built
@@ -55,9 +33,7 @@ where
     M: BuildOnDevice<TestDevice, E>,
     M::Built: TensorCollection<E, TestDevice> + Clone,
 {
-    let mut model = TestDevice::default().build_module::<M, E>();
-    load_state_dict(&mut model, weights(name), &NameMap::new()).unwrap();
-    model
+    common::golden::load::<M, E>(&format!("tests/pytorch/{name}_weights.safetensors"))
 }
 
 type Mha = MultiHeadAttention<D, HEADS>;
@@ -68,60 +44,14 @@ fn mask(g: &BTreeMap<String, Vec<f64>>) -> Tensor<Rank2<B, S>, bool, TestDevice>
     TestDevice::default().tensor_from_vec(values, (Const, Const))
 }
 
-/// Compares the model's parameter gradients with PyTorch's `<case>.grad.<name>`.
+/// Compares the model's parameter gradients with PyTorch's, to 1e-10.
 fn check_param_grads<M: TensorCollection<f64, TestDevice>>(
     case: &str,
     model: &M,
     grads: &Gradients<f64, TestDevice>,
     g: &BTreeMap<String, Vec<f64>>,
 ) {
-    let mut values = Vec::new();
-    collect_grads(model, grads, &mut values);
-    let names = tensor_names(model);
-    assert_eq!(names.len(), values.len());
-    for (name, actual) in names.iter().zip(&values) {
-        let key = format!("{case}.grad.{name}");
-        let expected = g
-            .get(&key)
-            .unwrap_or_else(|| panic!("no PyTorch gradient {key}"));
-        assert_close(&key, actual, expected, F64_MATCH);
-    }
-}
-
-/// Every parameter's gradient, in visiting order.
-fn collect_grads<M: TensorCollection<f64, TestDevice>>(
-    model: &M,
-    grads: &Gradients<f64, TestDevice>,
-    out: &mut Vec<Vec<f64>>,
-) {
-    use dfdx::nn::tensor_collection::{RecursiveWalker, TensorVisitor, ViewTensorRef};
-    use dfdx::nn::{ScalarOptions, TensorOptions};
-    struct Collect<'a>(&'a Gradients<f64, TestDevice>, &'a mut Vec<Vec<f64>>);
-    impl TensorVisitor<f64, TestDevice> for Collect<'_> {
-        type Viewer = ViewTensorRef;
-        type Err = std::convert::Infallible;
-        type E2 = f64;
-        type D2 = TestDevice;
-        fn visit<Sh: Shape>(
-            &mut self,
-            _: TensorOptions<Sh, f64, TestDevice>,
-            t: &Tensor<Sh, f64, TestDevice>,
-        ) -> Result<Option<Tensor<Sh, f64, TestDevice>>, Self::Err> {
-            self.1.push(self.0.get(t).as_vec());
-            Ok(None)
-        }
-        fn visit_scalar<N: num_traits::NumCast>(
-            &mut self,
-            _: ScalarOptions<N>,
-            _: &N,
-        ) -> Result<Option<N>, Self::Err> {
-            Ok(None)
-        }
-    }
-    let _ = M::iter_tensors(&mut RecursiveWalker {
-        m: model,
-        f: &mut Collect(grads, out),
-    });
+    common::golden::check_param_grads(case, model, grads, g, F64_MATCH);
 }
 
 fn seq<const L: usize>(
@@ -131,14 +61,7 @@ fn seq<const L: usize>(
     TestDevice::default().tensor_from_vec(g[key].clone(), Default::default())
 }
 
-fn r_times<Sh: Shape>(
-    y: Tensor<Sh, f64, TestDevice, OwnedTape<f64, TestDevice>>,
-    r: &[f64],
-) -> Tensor<Rank0, f64, TestDevice, OwnedTape<f64, TestDevice>> {
-    let shape = *y.shape();
-    let r = TestDevice::default().tensor_from_vec(r.to_vec(), shape);
-    (y * r).sum()
-}
+use common::golden::r_times;
 
 #[test]
 fn mha_self_attention_matches_pytorch() {

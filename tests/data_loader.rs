@@ -323,7 +323,7 @@ fn normalize_arithmetic_per_channel() {
     let mut m = vec![0.0, 1.0];
     Normalize::mnist().apply(&mut m, &[1, 1, 2], &mut rng(0));
     assert_close(&m, &[-0.1307 / 0.3081, (1.0 - 0.1307) / 0.3081], 1e-6);
-    // Agrees with the Batcher's scaling.
+    // Agrees with `normalize_pixel`'s scaling.
     assert!((m[1] - normalize_pixel(255)).abs() < 1e-6);
 
     assert!(Normalize::new(vec![], vec![]).is_err());
@@ -652,7 +652,7 @@ fn mnist_split_through_the_loader() {
     }
     assert_eq!(last, 1000 - 15 * 64);
     assert_eq!(counts, [85, 126, 116, 107, 110, 87, 87, 99, 89, 94]);
-    // The same scaling as the Batcher's.
+    // The same scaling as `normalize_pixel`'s.
     let want: Vec<f32> = mnist
         .test
         .image(0)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dfdx::shapes::{Const, HasShape};
+use dfdx::shapes::{HasShape, Shape};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -477,34 +477,31 @@ fn random_damage_never_panics() {
 fn batches_of_real_data_cover_the_test_split() {
     let test = Mnist::load(small_dir()).unwrap().test;
     let dev = TestDevice::default();
-    let batcher = Batcher::new(&test);
-    assert_eq!(batcher.num_batches::<64>(), 15);
+    let loader = DataLoader::new(&test, 64)
+        .unwrap()
+        .transform(Normalize::mnist());
+    assert_eq!(loader.len(), 16);
     let mut labels_seen = Vec::new();
-    for (k, batch) in batcher.batches::<64, _>(&dev).enumerate() {
-        let (x, y, labels) = batch.unwrap();
-        assert_eq!(
-            *x.shape(),
-            (Const::<64>, Const::<1>, Const::<28>, Const::<28>)
-        );
+    for (k, batch) in loader.epoch(0, &dev).enumerate() {
+        let batch = batch.unwrap();
+        let n = if k < 15 { 64 } else { 1000 - 15 * 64 };
+        assert_eq!(batch.inputs.shape().concrete(), [n, 1, 28, 28]);
         if k == 0 {
-            let x = x.as_vec();
-            let y = y.as_vec();
+            let x = batch.inputs.as_vec();
+            let y = batch.targets.as_vec();
             for (j, &p) in test.image(1).iter().enumerate() {
                 assert!((x[MNIST_PIXELS + j] - normalize_pixel(p)).abs() < 1e-6);
             }
             assert_eq!(y[10 + usize::from(test.labels[1])], 1.0);
             assert_eq!(y[10..20].iter().sum::<f32>(), 1.0);
         }
-        labels_seen.extend(labels);
+        labels_seen.extend(batch.labels);
     }
-    let (x, _, tail) = batcher.tail::<64, _>(&dev).unwrap().unwrap();
-    assert_eq!(x.shape().0, 1000 - 15 * 64);
-    labels_seen.extend(tail);
     let all: Vec<usize> = test.labels.iter().map(|&l| usize::from(l)).collect();
     assert_eq!(labels_seen, all);
 
-    let shuffled = Batcher::shuffled(&test, &mut StdRng::seed_from_u64(1));
-    let again = Batcher::shuffled(&test, &mut StdRng::seed_from_u64(1));
-    assert_eq!(shuffled.order(), again.order());
-    assert_ne!(shuffled.order(), batcher.order());
+    let shuffled = DataLoader::new(&test, 64).unwrap().shuffle(1);
+    let again = DataLoader::new(&test, 64).unwrap().shuffle(1);
+    assert_eq!(shuffled.order(0), again.order(0));
+    assert_ne!(shuffled.order(0), loader.order(0));
 }

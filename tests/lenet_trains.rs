@@ -3,36 +3,41 @@
 mod common;
 
 use common::TestDevice;
-use rand::{rngs::StdRng, SeedableRng};
-use shapesafe::data::{data_dir, Batcher, Mnist};
+use shapesafe::data::{data_dir, DataLoader, Mnist, Normalize};
 use shapesafe::models::LeNet5;
 use shapesafe::prelude::*;
-use shapesafe::train::{evaluate, train_epoch};
+use shapesafe::train::{TrainConfig, Trainer};
 
 #[test]
 fn lenet_loss_falls_on_mnist_small() {
     let mnist = Mnist::load(data_dir().join("mnist-small")).unwrap();
     let dev = TestDevice::seed_from_u64(0);
-    let mut model = dev.build_module::<LeNet5, f32>();
-    let before = evaluate::<100, _, _>(&model, &mnist.test, &dev).unwrap();
+    let model = dev.build_module::<LeNet5, f32>();
+    let opt = Adam::new(&model, AdamConfig::default());
+    let config = TrainConfig {
+        epochs: 2,
+        progress: false,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(model, opt, dev).with_config(config);
+    let test = DataLoader::new(&mnist.test, 100)
+        .unwrap()
+        .transform(Normalize::mnist());
+    let before = trainer.evaluate(&test).unwrap();
     // An untrained 10-way classifier sits near ln(10) = 2.30 and chance accuracy.
     assert!(
-        (before.loss - 10f32.ln()).abs() < 0.3,
+        (before.loss - 10f64.ln()).abs() < 0.3,
         "untrained loss {}",
         before.loss
     );
 
-    let mut opt = Adam::new(&model, AdamConfig::default());
-    let mut rng = StdRng::seed_from_u64(0);
-    let batcher = Batcher::shuffled(&mnist.train, &mut rng);
-    let mut curve = Vec::new();
-    let stats = train_epoch::<32, _, _, _>(&mut model, &mut opt, &batcher, &dev, |_, _, loss| {
-        curve.push(loss)
-    })
-    .unwrap();
-    assert_eq!(stats.images, 5000 / 32 * 32);
+    let train = DataLoader::new(&mnist.train, 32)
+        .unwrap()
+        .shuffle(0)
+        .transform(Normalize::mnist());
+    trainer.fit(&train, &test).unwrap();
 
-    let after = evaluate::<100, _, _>(&model, &mnist.test, &dev).unwrap();
+    let after = trainer.evaluate(&test).unwrap();
     assert!(
         after.loss < 0.5 * before.loss,
         "test loss {} -> {}",
@@ -41,13 +46,15 @@ fn lenet_loss_falls_on_mnist_small() {
     );
     assert!(
         after.accuracy > 0.85,
-        "test accuracy after one epoch: {}",
+        "test accuracy after two epochs: {}",
         after.accuracy
     );
-    // The running mean of the training loss falls over the epoch.
+    // The mean training loss falls from the first epoch to the second.
+    let epochs = &trainer.history().records;
+    assert_eq!(epochs.len(), 2);
     assert!(
-        curve[curve.len() - 1] < 0.6 * curve[9],
-        "running loss {:?}",
-        (curve[9], curve.last())
+        epochs[1].train_loss < 0.8 * epochs[0].train_loss,
+        "training loss per epoch {:?}",
+        (epochs[0].train_loss, epochs[1].train_loss)
     );
 }

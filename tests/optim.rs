@@ -278,23 +278,24 @@ fn a_bare_tensor_is_a_model_too() {
 }
 
 #[test]
-fn works_as_the_optimizer_of_train_epoch() {
-    use shapesafe::data::{Batcher, MnistSplit};
+fn works_as_the_optimizer_of_the_trainer() {
+    use shapesafe::data::{DataLoader, MnistSplit};
+    use shapesafe::train::{TrainConfig, Trainer};
     let split = MnistSplit::new(vec![7; 784 * 4], vec![0, 1, 2, 3]).unwrap();
     let dev = TestDevice::default();
-    let mut model = dev.build_module::<(Flatten, Linear<784, 10>), f32>();
-    let mut opt = optim::Adam::new(&model, AdamConfig::default());
-    let stats = shapesafe::train::train_epoch::<2, _, _, _>(
-        &mut model,
-        &mut opt,
-        &Batcher::new(&split),
-        &dev,
-        |_, _, _| {},
-    )
-    .unwrap();
-    assert_eq!(stats.images, 4);
+    let model = dev.build_module::<(Flatten, Linear<784, 10>), f32>();
+    let opt = optim::Adam::new(&model, AdamConfig::default());
+    let config = TrainConfig {
+        epochs: 1,
+        progress: false,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(model, opt, dev).with_config(config);
+    let loader = DataLoader::new(&split, 2).unwrap();
+    trainer.fit(&loader, &loader).unwrap();
+    assert_eq!(trainer.history().records.len(), 1);
     assert_eq!(
-        opt.state_dict().unwrap().scalars["state.1.weight.step"],
+        trainer.optimizer.state_dict().unwrap().scalars["state.1.weight.step"],
         2.0
     );
 }

@@ -80,19 +80,7 @@ fn tiny_mobilenet_layers() -> Vec<String> {
 
 /// The golden file's tensors as f64 vectors.
 fn golden() -> BTreeMap<String, Vec<f64>> {
-    let bytes = std::fs::read("tests/pytorch/small_nets_golden.safetensors").unwrap();
-    let file = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (name, values)
-        })
-        .collect()
+    common::golden::read("tests/pytorch/small_nets_golden.safetensors")
 }
 
 /// PyTorch computed in f64 from f32 weights; ours in f64 differs only in summation order.

@@ -33,19 +33,7 @@ const F32_MATCH: Tolerance = Tolerance {
 type Golden = BTreeMap<String, (Vec<usize>, Vec<f64>)>;
 
 fn golden() -> Golden {
-    let bytes = std::fs::read("tests/pytorch/rnn_golden.safetensors").unwrap();
-    let file = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (name, (view.shape().to_vec(), values))
-        })
-        .collect()
+    common::golden::read_with_shapes("tests/pytorch/rnn_golden.safetensors")
 }
 
 const NOT_PARAMS: [&str; 7] = ["x", "h0", "c0", "y", "hn", "cn", "r"];

@@ -1,7 +1,7 @@
 //! The MNIST handwritten-digit data set: loading the four standard IDX files into memory.
 //!
-//! Pixels stay as `u8` (a quarter of the memory of `f32`); [`Batcher`](super::Batcher) turns
-//! them into normalised `f32` tensors one batch at a time.
+//! Pixels stay as `u8` (a quarter of the memory of `f32`); a
+//! [`DataLoader`](super::DataLoader) turns them into normalised `f32` tensors one batch at a time.
 
 use std::path::{Path, PathBuf};
 
@@ -185,7 +185,7 @@ fn find(dir: &Path, name: &str) -> PathBuf {
 ///
 /// The fields are public for easy access; [`MnistSplit::new`] and [`MnistSplit::load`] guarantee
 /// `images.len() == labels.len() * MNIST_PIXELS` and every label below [`MNIST_CLASSES`]. Code
-/// that consumes a split (such as [`Batcher`](super::Batcher)) re-checks rather than panics if
+/// that consumes a split (such as a [`DataLoader`](super::DataLoader)) re-checks rather than panics if
 /// the fields were later changed to break that.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MnistSplit {
@@ -330,4 +330,17 @@ impl MnistSplit {
         }
         counts
     }
+}
+
+/// Normalises one pixel as `(p / 255 - MNIST_MEAN) / MNIST_STD`, the input scaling
+/// a [`DataLoader`](super::DataLoader) gives MNIST images (and [`Normalize::mnist`](super::Normalize::mnist) matches).
+///
+/// # Example
+/// ```
+/// use shapesafe::data::{normalize_pixel, MNIST_MEAN, MNIST_STD};
+/// assert_eq!(normalize_pixel(0), -MNIST_MEAN / MNIST_STD);
+/// assert!((normalize_pixel(255) - 2.8215).abs() < 1e-3);
+/// ```
+pub fn normalize_pixel(p: u8) -> f32 {
+    (f32::from(p) / 255.0 - MNIST_MEAN) / MNIST_STD
 }

@@ -3,7 +3,7 @@
 //!
 //! Any [`Dataset`] (MNIST splits, [`Digits`], a [`Subset`] of either) goes through a
 //! [`DataLoader`], which serves shuffled, augmented [`Batch`]es whose inputs are typed dfdx
-//! tensors. The older [`Batcher`] serves MNIST with the batch size in the type.
+//! tensors.
 //!
 //! # Example
 //! ```
@@ -26,7 +26,6 @@
 //! # Ok::<(), shapesafe::Error>(())
 //! ```
 
-mod batcher;
 mod dataset;
 mod digits;
 mod idx;
@@ -36,10 +35,6 @@ mod subset;
 mod text;
 mod transforms;
 
-pub use batcher::{
-    normalize_pixel, Batcher, DynBatch, DynImageBatch, DynTargetBatch, ImageBatch, StaticBatch,
-    TargetBatch,
-};
 pub use dataset::{Batchable, Dataset};
 pub use digits::{
     Digits, DIGITS_CLASSES, DIGITS_FILE, DIGITS_MAX_BYTES, DIGITS_MAX_VALUE, DIGITS_PIXELS,
@@ -50,9 +45,9 @@ pub use idx::{
 };
 pub use loader::{one_hot, Batch, DataLoader, Epoch};
 pub use mnist::{
-    data_dir, FashionMnist, Mnist, MnistSplit, FASHION_MNIST_CLASSES, FASHION_MNIST_DEBIAN_DIR,
-    MNIST_CLASSES, MNIST_COLS, MNIST_MEAN, MNIST_PIXELS, MNIST_ROWS, MNIST_STD, TEST_IMAGES,
-    TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+    data_dir, normalize_pixel, FashionMnist, Mnist, MnistSplit, FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DEBIAN_DIR, MNIST_CLASSES, MNIST_COLS, MNIST_MEAN, MNIST_PIXELS, MNIST_ROWS,
+    MNIST_STD, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
 pub use subset::{random_split, train_test_split, SplitLength, Subset};
 pub use text::{CharText, SHAKESPEARE_FILE, TEXT_MAX_BYTES};

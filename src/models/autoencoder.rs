@@ -5,11 +5,9 @@ use crate::nn::builders::{
 };
 use crate::nn::modules::Linear;
 use crate::shape::{ShapeInfer, StaticShape, SummaryRow};
-use dfdx::nn::{BuildModule, BuildOnDevice, Module, ModuleMut};
-use dfdx::nn::{ModuleVisitor, TensorCollection};
+use dfdx::nn::{Module, ModuleMut};
 use dfdx::prelude::*;
 use dfdx::shapes::{Rank1, Rank3};
-use rand_distr::uniform::SampleUniform;
 use rand_distr::{Distribution, StandardNormal};
 
 /// The convolutional half of [`ConvEncoder`]: two stride-2 convolutions take a 28x28
@@ -168,7 +166,8 @@ crate::assert_shapes!(ConvVae<16>: Rank3<1, 28, 28> => Rank3<1, 28, 28>, params 
 
 /// The builder (architecture) type of [`Vae`].
 pub mod builder {
-    use core::marker::PhantomData;
+    use crate::nn::builders::Linear;
+    use crate::CustomModule;
 
     /// A variational autoencoder: `Encoder` maps the input to `FEATURES` features, two
     /// `Linear<FEATURES, LATENT>` heads give the mean `mu` and the log-variance `log_var` of
@@ -209,37 +208,13 @@ pub mod builder {
     /// let loss = vae_loss(out, target, 1.0);
     /// let grads = loss.backward();
     /// ```
-    pub struct Vae<Encoder, Decoder, const FEATURES: usize, const LATENT: usize>(
-        PhantomData<fn() -> (Encoder, Decoder)>,
-    );
-
-    impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize> Default
-        for Vae<Encoder, Decoder, FEATURES, LATENT>
-    {
-        fn default() -> Self {
-            Self(PhantomData)
-        }
-    }
-
-    impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize> Clone
-        for Vae<Encoder, Decoder, FEATURES, LATENT>
-    {
-        fn clone(&self) -> Self {
-            *self
-        }
-    }
-
-    impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize> Copy
-        for Vae<Encoder, Decoder, FEATURES, LATENT>
-    {
-    }
-
-    impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize> core::fmt::Debug
-        for Vae<Encoder, Decoder, FEATURES, LATENT>
-    {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            write!(f, "Vae<_, _, {FEATURES}, {LATENT}>")
-        }
+    #[derive(CustomModule, Clone, Copy, Debug, Default)]
+    #[built(VaeModule)]
+    pub struct Vae<Encoder, Decoder, const FEATURES: usize, const LATENT: usize> {
+        encoder: Encoder,
+        mu: Linear<FEATURES, LATENT>,
+        log_var: Linear<FEATURES, LATENT>,
+        decoder: Decoder,
     }
 }
 
@@ -274,7 +249,8 @@ pub struct VaeOutput<Reconstruction, Latent> {
     pub log_var: Latent,
 }
 
-/// A built [`Vae`](builder::Vae) on device `D`: encoder, the two heads, decoder.
+/// A built [`Vae`](builder::Vae) on device `D`: `encoder`, the heads `mu` and `log_var`,
+/// and `decoder` (made by `#[derive(CustomModule)]`; the forward passes are below).
 ///
 /// # Shapes
 /// As [`builder::Vae`].
@@ -286,70 +262,37 @@ pub struct VaeOutput<Reconstruction, Latent> {
 /// assert_eq!(model.mu.weight.shape().concrete(), [2, 3]);
 /// assert_eq!(model.num_trainable_params(), 15 + 2 * 8 + 12);
 /// ```
-#[derive(Debug, Clone)]
-pub struct Vae<
+pub use builder::VaeModule as Vae;
+
+/// The built [`Vae`] with its heads as the `Linear` layers they are, for the forward passes:
+/// `Encoder` and `Decoder` are the built sub-models, `EncoderB` and `DecoderB` their builders.
+type BuiltVae<
+    EncoderB,
+    DecoderB,
     Encoder,
     Decoder,
     const FEATURES: usize,
     const LATENT: usize,
-    E: Dtype,
-    D: Storage<E>,
-> {
-    /// Maps the input to `FEATURES` features.
-    pub encoder: Encoder,
-    /// The head giving the latent mean.
-    pub mu: Linear<FEATURES, LATENT, E, D>,
-    /// The head giving the latent log-variance.
-    pub log_var: Linear<FEATURES, LATENT, E, D>,
-    /// Maps a latent code back to the input's space.
-    pub decoder: Decoder,
-}
+    E,
+    D,
+> = builder::VaeModule<
+    EncoderB,
+    DecoderB,
+    FEATURES,
+    LATENT,
+    E,
+    D,
+    Encoder,
+    Linear<FEATURES, LATENT, E, D>,
+    Linear<FEATURES, LATENT, E, D>,
+    Decoder,
+>;
 
-impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D> BuildOnDevice<D, E>
-    for builder::Vae<Encoder, Decoder, FEATURES, LATENT>
+impl<EncoderB, DecoderB, Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D>
+    BuiltVae<EncoderB, DecoderB, Encoder, Decoder, FEATURES, LATENT, E, D>
 where
     E: Dtype,
     D: Device<E>,
-    Encoder: BuildOnDevice<D, E>,
-    Decoder: BuildOnDevice<D, E>,
-    Vae<Encoder::Built, Decoder::Built, FEATURES, LATENT, E, D>: BuildModule<D, E>,
-{
-    type Built = Vae<Encoder::Built, Decoder::Built, FEATURES, LATENT, E, D>;
-}
-
-impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D> TensorCollection<E, D>
-    for Vae<Encoder, Decoder, FEATURES, LATENT, E, D>
-where
-    E: Dtype + num_traits::Float + SampleUniform,
-    D: Device<E>,
-    Encoder: TensorCollection<E, D>,
-    Decoder: TensorCollection<E, D>,
-{
-    type To<E2: Dtype, D2: Device<E2>> =
-        Vae<Encoder::To<E2, D2>, Decoder::To<E2, D2>, FEATURES, LATENT, E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::module("encoder", |s| &s.encoder, |s| &mut s.encoder),
-                Self::module("mu", |s| &s.mu, |s| &mut s.mu),
-                Self::module("log_var", |s| &s.log_var, |s| &mut s.log_var),
-                Self::module("decoder", |s| &s.decoder, |s| &mut s.decoder),
-            ),
-            |(encoder, mu, log_var, decoder)| Vae {
-                encoder,
-                mu,
-                log_var,
-                decoder,
-            },
-        )
-    }
-}
-
-impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E: Dtype, D: Device<E>>
-    Vae<Encoder, Decoder, FEATURES, LATENT, E, D>
 {
     /// Applies both heads to the encoder's output `h`; `mu` keeps `h`'s tape, `log_var`
     /// records its own ops on a fresh one.
@@ -444,8 +387,21 @@ impl<Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E: Dtype, D: 
 }
 
 /// Evaluation: decodes the mean, `z = mu`, with no noise.
-impl<X, S, Z, R, Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D, T> Module<X>
-    for Vae<Encoder, Decoder, FEATURES, LATENT, E, D>
+impl<
+        X,
+        S,
+        Z,
+        R,
+        EncoderB,
+        DecoderB,
+        Encoder,
+        Decoder,
+        const FEATURES: usize,
+        const LATENT: usize,
+        E,
+        D,
+        T,
+    > Module<X> for BuiltVae<EncoderB, DecoderB, Encoder, Decoder, FEATURES, LATENT, E, D>
 where
     E: Dtype,
     D: Device<E>,
@@ -480,8 +436,21 @@ where
 
 /// Training: decodes `z = mu + exp(0.5 * log_var) * eps` with `eps ~ N(0, 1)` drawn on
 /// the device, and runs the encoder and decoder in training mode.
-impl<X, S, Z, R, Encoder, Decoder, const FEATURES: usize, const LATENT: usize, E, D, T> ModuleMut<X>
-    for Vae<Encoder, Decoder, FEATURES, LATENT, E, D>
+impl<
+        X,
+        S,
+        Z,
+        R,
+        EncoderB,
+        DecoderB,
+        Encoder,
+        Decoder,
+        const FEATURES: usize,
+        const LATENT: usize,
+        E,
+        D,
+        T,
+    > ModuleMut<X> for BuiltVae<EncoderB, DecoderB, Encoder, Decoder, FEATURES, LATENT, E, D>
 where
     E: Dtype,
     D: Device<E>,

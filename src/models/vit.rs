@@ -9,19 +9,20 @@ use crate::nn::linear::Linear;
 use crate::nn::modules::Conv2d;
 use crate::nn::transformer::{LayerNorm, TransformerEncoder};
 use crate::shape::{check_vision_transformer, ConvOut, Flattened, ShapeInfer, StaticDim, SumDim};
-use dfdx::nn::{BuildModule, BuildOnDevice, Module, ModuleMut};
-use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::nn::{Module, ModuleMut};
 use dfdx::prelude::*;
-use rand_distr::uniform::SampleUniform;
-use rand_distr::{Normal, StandardNormal};
 
 /// The builder (architecture) type of [`VisionTransformer`].
 pub mod builder {
+    use super::Tokens;
+    use crate::nn::builders::{Conv2d, LayerNorm, Linear, TransformerEncoder};
+    use crate::CustomModule;
+    use dfdx::shapes::{Const, Rank3};
     /// A Vision Transformer classifier over `(CHANNELS, IMAGE, IMAGE)` images.
     ///
     /// A strided `Conv2d<CHANNELS, D_MODEL, PATCH, PATCH>` embeds each `PATCH x PATCH` patch;
     /// the `(IMAGE / PATCH)^2` patches, after a learned class token, plus a learned position
-    /// embedding, go through a pre-norm [`TransformerEncoder`](crate::nn::builders::TransformerEncoder)
+    /// embedding, go through a pre-norm [`TransformerEncoder`]
     /// (ReLU feed-forward), a final `LayerNorm`, and a `Linear` head on the class token.
     /// torchvision's `VisionTransformer` has the same layout (with GELU); parameters here are
     /// `conv_proj`, `class_token (1, 1, D_MODEL)`, `pos_embedding (1, N + 1, D_MODEL)`,
@@ -49,7 +50,8 @@ pub mod builder {
     /// let logits: Tensor<Rank2<2, 10>, f32, _> = model.forward(x);
     /// assert_eq!(model.num_trainable_params(), <Vit as ShapeInfer<Rank3<1, 28, 28>>>::PARAMS);
     /// ```
-    #[derive(Debug, Clone, Copy, Default)]
+    #[derive(CustomModule, Debug, Clone, Copy, Default)]
+    #[built(VisionTransformerModule)]
     pub struct VisionTransformer<
         const CHANNELS: usize,
         const IMAGE: usize,
@@ -59,7 +61,22 @@ pub mod builder {
         const FEED_FORWARD: usize,
         const LAYERS: usize,
         const CLASSES: usize,
-    >;
+    > {
+        /// The patch embedding: one `PATCH x PATCH` window per token.
+        conv_proj: Conv2d<CHANNELS, D_MODEL, PATCH, PATCH>,
+        /// `(1, 1, D_MODEL)`; zero, as torchvision.
+        #[param(init = zeros)]
+        class_token: Rank3<1, 1, D_MODEL>,
+        /// `(1, N + 1, D_MODEL)`; normal with std 0.02, as torchvision.
+        #[param(init = normal(0.0, 0.02))]
+        pos_embedding: (Const<1>, Tokens<IMAGE, PATCH>, Const<D_MODEL>),
+        /// The pre-norm encoder.
+        encoder: TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, true>,
+        /// The final norm.
+        norm: LayerNorm<D_MODEL>,
+        /// The classifier on the class token.
+        head: Linear<D_MODEL, CLASSES>,
+    }
 }
 
 /// Patches along one side: `IMAGE / PATCH`.
@@ -82,32 +99,7 @@ pub type Tokens<const IMAGE: usize, const PATCH: usize> = SumDim<Const<1>, Patch
 /// let model = Cpu::default().build_module::<VisionTransformer<3, 8, 4, 8, 2, 16, 1, 5>, f32>();
 /// assert_eq!(model.pos_embedding.shape().concrete(), [1, 5, 8]);
 /// ```
-#[derive(Debug, Clone)]
-pub struct VisionTransformer<
-    const CHANNELS: usize,
-    const IMAGE: usize,
-    const PATCH: usize,
-    const D_MODEL: usize,
-    const HEADS: usize,
-    const FEED_FORWARD: usize,
-    const LAYERS: usize,
-    const CLASSES: usize,
-    E: Dtype,
-    D: Storage<E>,
-> {
-    /// The patch embedding, a `Conv2d<CHANNELS, D_MODEL, PATCH, PATCH>`.
-    pub conv_proj: Conv2d<CHANNELS, D_MODEL, PATCH, PATCH, 0, 1, 1, E, D>,
-    /// `(1, 1, D_MODEL)`; initialised to zero, as torchvision.
-    pub class_token: Tensor<Rank3<1, 1, D_MODEL>, E, D>,
-    /// `(1, N + 1, D_MODEL)`; initialised normal with std 0.02, as torchvision.
-    pub pos_embedding: Tensor<(Const<1>, Tokens<IMAGE, PATCH>, Const<D_MODEL>), E, D>,
-    /// The pre-norm encoder.
-    pub encoder: TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, true, E, D>,
-    /// The final norm.
-    pub norm: LayerNorm<D_MODEL, E, D>,
-    /// The classifier on the class token.
-    pub head: Linear<D_MODEL, CLASSES, E, D>,
-}
+pub use builder::VisionTransformerModule as VisionTransformer;
 
 macro_rules! vit_generics {
     ($($rest:tt)*) => {
@@ -127,7 +119,13 @@ macro_rules! vit_generics {
 /// The module type with this file's generic names.
 macro_rules! vit {
     ($e:ty, $d:ty) => {
-        VisionTransformer<CHANNELS, IMAGE, PATCH, D_MODEL, HEADS, FEED_FORWARD, LAYERS, CLASSES, $e, $d>
+        builder::VisionTransformerModule<
+            CHANNELS, IMAGE, PATCH, D_MODEL, HEADS, FEED_FORWARD, LAYERS, CLASSES, $e, $d,
+            Conv2d<CHANNELS, D_MODEL, PATCH, PATCH, 0, 1, 1, $e, $d>,
+            TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, true, $e, $d>,
+            LayerNorm<D_MODEL, $e, $d>,
+            Linear<D_MODEL, CLASSES, $e, $d>,
+        >
     };
 }
 
@@ -137,61 +135,6 @@ macro_rules! vit_builder {
         builder::VisionTransformer<CHANNELS, IMAGE, PATCH, D_MODEL, HEADS, FEED_FORWARD, LAYERS, CLASSES>
     };
 }
-
-vit_generics!(E: Dtype, D: Device<E>> BuildOnDevice<D, E> for vit_builder!()
-where
-    vit!(E, D): BuildModule<D, E>,
-{
-    type Built = vit!(E, D);
-});
-
-vit_generics!(E, D> TensorCollection<E, D> for vit!(E, D)
-where
-    E: Dtype + num_traits::Float + SampleUniform,
-    D: Device<E>,
-    StandardNormal: rand_distr::Distribution<E>,
-{
-    type To<E2: Dtype, D2: Device<E2>> = vit!(E2, D2);
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::module("conv_proj", |s| &s.conv_proj, |s| &mut s.conv_proj),
-                Self::tensor(
-                    "class_token",
-                    |s| &s.class_token,
-                    |s| &mut s.class_token,
-                    TensorOptions::reset_to_zeros(),
-                ),
-                Self::tensor(
-                    "pos_embedding",
-                    |s| &s.pos_embedding,
-                    |s| &mut s.pos_embedding,
-                    TensorOptions::reset_with(|t| {
-                        let std = E::from(0.02).unwrap_or(E::one());
-                        match Normal::new(E::zero(), std) {
-                            Ok(normal) => t.try_fill_with_distr(normal),
-                            Err(_) => unreachable!("0.02 is a valid standard deviation"),
-                        }
-                    }),
-                ),
-                Self::module("encoder", |s| &s.encoder, |s| &mut s.encoder),
-                Self::module("norm", |s| &s.norm, |s| &mut s.norm),
-                Self::module("head", |s| &s.head, |s| &mut s.head),
-            ),
-            |(conv_proj, class_token, pos_embedding, encoder, norm, head)| VisionTransformer {
-                conv_proj,
-                class_token,
-                pos_embedding,
-                encoder,
-                norm,
-                head,
-            },
-        )
-    }
-});
 
 /// The parameters of a `VisionTransformer`; `patch` is kept non-zero so that a failing
 /// check reports instead of dividing by zero.

@@ -5,6 +5,7 @@
 #![allow(clippy::type_complexity)]
 
 use super::init::uniform_fan_in;
+use super::relabel::relabel;
 use crate::shape::{check_attention, multi_head_attention_name, Scaled, ShapeInfer, StaticDim};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, ModuleMut};
 use dfdx::nn::{ModuleVisitor, ScalarOptions, TensorCollection, TensorOptions};
@@ -241,7 +242,7 @@ where
 {
     /// The `part`-th (0 query, 1 key, 2 value) projection of `x`, taped so that its
     /// gradient reaches the packed `in_proj_*` tensors.
-    fn project<B: Dim, S: Dim, T: Tape<E, D> + Merge<T>>(
+    pub(crate) fn project<B: Dim, S: Dim, T: Tape<E, D> + Merge<T>>(
         &self,
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
         part: usize,
@@ -256,7 +257,7 @@ where
     }
 
     /// `out_proj` on the attended tokens.
-    fn out_project<B: Dim, S: Dim, T: Tape<E, D>>(
+    pub(crate) fn out_project<B: Dim, S: Dim, T: Tape<E, D>>(
         &self,
         tokens: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
@@ -279,8 +280,7 @@ where
                 Const<D_MODEL>,
             )>>::CHECK
         };
-        let (batch, s1, _) = *query.shape();
-        let s2 = key.shape().1;
+        let batch = query.shape().0;
         assert_eq!(
             (key.shape().0.size(), key.shape().1.size()),
             (value.shape().0.size(), value.shape().1.size()),
@@ -291,26 +291,41 @@ where
             key.shape().0.size(),
             "MultiHeadAttention: query and key must have the same batch"
         );
-        let head_dim = D_MODEL / HEADS;
-        let dev = query.device().clone();
-
         let q = self.project(query, 0)?;
+        let k = self.project(key, 1)?;
+        let v = self.project(value, 2)?;
+        let tokens = self.attend_projected(q, k, v, key_padding_mask, causal, dropout)?;
+        self.out_project(tokens)
+    }
+
+    /// The heads' scaled dot-product attention of projected queries over projected keys and
+    /// values, before `out_proj`: the fused kernel where it applies, dfdx ops elsewhere (and
+    /// with dropout on the weights).
+    pub(crate) fn attend_projected<B: Dim, S1: Dim, S2: Dim, T: Tape<E, D> + Merge<T>>(
+        &self,
+        q: Tensor<(B, S1, Const<D_MODEL>), E, D, T>,
+        k: Tensor<(B, S2, Const<D_MODEL>), E, D, T>,
+        v: Tensor<(B, S2, Const<D_MODEL>), E, D, T>,
+        key_padding_mask: Option<&Tensor<(B, S2), bool, D>>,
+        causal: bool,
+        dropout: f64,
+    ) -> Result<Tensor<(B, S1, Const<D_MODEL>), E, D, T>, D::Err> {
         if dropout <= 0.0 && crate::kernels::attention::applies::<E, D>() {
-            let k = self.project(key, 1)?;
-            let v = self.project(value, 2)?;
             let tokens =
                 crate::kernels::attention::try_attention(q, k, v, HEADS, key_padding_mask, causal)?
                     .expect("the kernel applies to this device and dtype");
-            return self.out_project(tokens);
+            return Ok(tokens);
         }
+        let (batch, s1, _) = *q.shape();
+        let s2 = k.shape().1;
+        let head_dim = D_MODEL / HEADS;
+        let dev = q.device().clone();
         let q = q
             .try_reshape_like(&(batch, s1, HEADS, head_dim))?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?;
-        let k = self.project(key, 1)?;
         let k = k
             .try_reshape_like(&(batch, s2, HEADS, head_dim))?
             .try_permute::<_, Axes4<0, 2, 3, 1>>()?;
-        let v = self.project(value, 2)?;
         let v = v
             .try_reshape_like(&(batch, s2, HEADS, head_dim))?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?;
@@ -330,11 +345,10 @@ where
         } else {
             weights
         };
-        let tokens = weights
+        weights
             .try_matmul(v)?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?
-            .try_reshape_like(&(batch, s1, Const::<D_MODEL>))?;
-        self.out_project(tokens)
+            .try_reshape_like(&(batch, s1, Const::<D_MODEL>))
     }
 
     /// Attention of `query` over `key` and `value` (PyTorch's `mha(query, key, value,
@@ -471,8 +485,8 @@ where
     Ok(mask)
 }
 
-impl<const D_MODEL: usize, const HEADS: usize, B: Dim, S: Dim, E, D, T>
-    Module<Tensor<(B, S, Const<D_MODEL>), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
+impl<const D_MODEL: usize, const HEADS: usize, B: Dim, S: Dim, F: StaticDim, E, D, T>
+    Module<Tensor<(B, S, F), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
 where
     E: Dtype + num_traits::Float,
     D: Device<E>,
@@ -481,16 +495,15 @@ where
     type Output = Tensor<(B, S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(
-        &self,
-        x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(B, S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::MultiHeadAttention<D_MODEL, HEADS> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
         self.self_attention(x, None, false, 0.0)
     }
 }
 
-impl<const D_MODEL: usize, const HEADS: usize, S: Dim, E, D, T>
-    Module<Tensor<(S, Const<D_MODEL>), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
+impl<const D_MODEL: usize, const HEADS: usize, S: Dim, F: StaticDim, E, D, T>
+    Module<Tensor<(S, F), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
 where
     E: Dtype + num_traits::Float,
     D: Device<E>,
@@ -499,7 +512,9 @@ where
     type Output = Tensor<(S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(&self, x: Tensor<(S, Const<D_MODEL>), E, D, T>) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::MultiHeadAttention<D_MODEL, HEADS> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
         let s = x.shape().0;
         let x = x.try_reshape_like(&(Const::<1>, s, Const::<D_MODEL>))?;
         self.try_forward(x)?
@@ -507,8 +522,8 @@ where
     }
 }
 
-impl<const D_MODEL: usize, const HEADS: usize, B: Dim, S: Dim, E, D, T>
-    ModuleMut<Tensor<(B, S, Const<D_MODEL>), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
+impl<const D_MODEL: usize, const HEADS: usize, B: Dim, S: Dim, F: StaticDim, E, D, T>
+    ModuleMut<Tensor<(B, S, F), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
 where
     E: Dtype + num_traits::Float,
     D: Device<E>,
@@ -517,16 +532,15 @@ where
     type Output = Tensor<(B, S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward_mut(
-        &mut self,
-        x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
+    fn try_forward_mut(&mut self, x: Tensor<(B, S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::MultiHeadAttention<D_MODEL, HEADS> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
         self.self_attention(x, None, false, self.dropout)
     }
 }
 
-impl<const D_MODEL: usize, const HEADS: usize, S: Dim, E, D, T>
-    ModuleMut<Tensor<(S, Const<D_MODEL>), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
+impl<const D_MODEL: usize, const HEADS: usize, S: Dim, F: StaticDim, E, D, T>
+    ModuleMut<Tensor<(S, F), E, D, T>> for MultiHeadAttention<D_MODEL, HEADS, E, D>
 where
     E: Dtype + num_traits::Float,
     D: Device<E>,
@@ -535,10 +549,9 @@ where
     type Output = Tensor<(S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward_mut(
-        &mut self,
-        x: Tensor<(S, Const<D_MODEL>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
+    fn try_forward_mut(&mut self, x: Tensor<(S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::MultiHeadAttention<D_MODEL, HEADS> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
         let s = x.shape().0;
         let x = x.try_reshape_like(&(Const::<1>, s, Const::<D_MODEL>))?;
         let y = self.self_attention(x, None, false, self.dropout)?;

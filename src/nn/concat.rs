@@ -1,5 +1,6 @@
 //! `Concat`: two branches on one input, joined along the channel dim (U-Net's skip connection).
 
+use super::relabel::relabel;
 use super::residual::nested_rows;
 use crate::shape::{check_concat, ShapeInfer, StaticDim, StaticShape, SumDim, SummaryRow};
 use dfdx::nn::{BuildOnDevice, Module, ModuleMut, ModuleVisitor, TensorCollection};
@@ -118,19 +119,6 @@ where
     }
 }
 
-/// Gives a tensor the dim types `Dst` of equal sizes; zero-copy.
-fn realize_as<Src: Shape, Dst: Shape<Concrete = Src::Concrete>, E: Dtype, D: Storage<E>, T>(
-    t: Tensor<Src, E, D, T>,
-) -> Tensor<Dst, E, D, T>
-where
-    T: Tape<E, D>,
-{
-    match t.try_realize::<Dst>() {
-        Ok(t) => t,
-        Err(_) => unreachable!("Concat's compile-time check guarantees the sizes"),
-    }
-}
-
 /// `Module` and `ModuleMut` for one input rank. dfdx 0.13 concatenates `Const`
 /// dims only on nightly, so the channels travel as `usize` through its concat
 /// and come back as `SumDim`.
@@ -180,10 +168,10 @@ macro_rules! concat_forward {
                 };
                 let a = self.0.$method(x.with_empty_tape())?;
                 let b = self.1.$method(x)?;
-                let a = realize_as::<_, ($($batch,)? usize, HA, WA), _, _, _>(a);
-                let b = realize_as::<_, ($($batch,)? usize, HA, WA), _, _, _>(b);
+                let a = relabel::<_, ($($batch,)? usize, HA, WA), _, _, _>(a);
+                let b = relabel::<_, ($($batch,)? usize, HA, WA), _, _, _>(b);
                 let y = (a, b).try_concat_along(Axis::<$axis>)?;
-                Ok(realize_as::<_, ($($batch,)? SumDim<CA, CB>, HA, WA), _, _, _>(y))
+                Ok(relabel::<_, ($($batch,)? SumDim<CA, CB>, HA, WA), _, _, _>(y))
             }
         }
     };

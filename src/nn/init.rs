@@ -16,6 +16,52 @@ where
     t.try_fill_with_distr(Uniform::new(-bound, bound))
 }
 
+/// Fills `t` uniformly in `[lo, hi)`: a derived model's `#[param(init = uniform(lo, hi))]`.
+#[doc(hidden)]
+pub fn fill_uniform<S, E, D>(t: &mut Tensor<S, E, D>, lo: f64, hi: f64) -> Result<(), D::Err>
+where
+    S: Shape,
+    E: Dtype + num_traits::Float + SampleUniform,
+    D: Device<E>,
+{
+    let (lo, hi) = (
+        E::from(lo).unwrap_or(E::zero()),
+        E::from(hi).unwrap_or(E::one()),
+    );
+    t.try_fill_with_distr(Uniform::new(lo, hi))
+}
+
+/// Fills `t` from a normal distribution: a derived model's `#[param(init = normal(mean, std))]`.
+#[doc(hidden)]
+pub fn fill_normal<S, E, D>(t: &mut Tensor<S, E, D>, mean: f64, std: f64) -> Result<(), D::Err>
+where
+    S: Shape,
+    E: Dtype + num_traits::Float,
+    D: Device<E>,
+    rand_distr::StandardNormal: rand_distr::Distribution<E>,
+{
+    let (mean, std) = (
+        E::from(mean).unwrap_or(E::zero()),
+        E::from(std).unwrap_or(E::one()),
+    );
+    match rand_distr::Normal::new(mean, std) {
+        Ok(normal) => t.try_fill_with_distr(normal),
+        // A negative or NaN std: the attribute is a constant, so this is the user's typo.
+        Err(_) => panic!("#[param(init = normal(mean, std))] needs a finite std >= 0"),
+    }
+}
+
+/// Fills `t` uniformly in `±1/sqrt(fan_in)`: a derived model's `#[param(init = fan_in(n))]`.
+#[doc(hidden)]
+pub fn fill_fan_in<S, E, D>(t: &mut Tensor<S, E, D>, fan_in: usize) -> Result<(), D::Err>
+where
+    S: Shape,
+    E: Dtype + num_traits::Float + SampleUniform,
+    D: Device<E>,
+{
+    uniform_fan_in(t, fan_in)
+}
+
 /// A weight initialisation scheme, with PyTorch's formulas (`torch.nn.init`).
 ///
 /// `fan_in` and `fan_out` come from the weight's shape as in PyTorch's

@@ -1,6 +1,7 @@
 //! `Linear`: a fully connected layer that accepts any computed input dim of the right size.
 
 use super::init::uniform_fan_in;
+use super::relabel::relabel;
 use crate::shape::{check_linear, linear_name, ShapeInfer, StaticDim};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, NonMutableModule};
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
@@ -107,16 +108,6 @@ impl<const IN: usize, const OUT: usize, F: StaticDim> ShapeInfer<(F,)>
     }
 }
 
-/// Relabels a checked feature dim as `Const<IN>`; zero-copy.
-fn realize_features<B: Dim, F: Dim, const IN: usize, E: Dtype, D: Storage<E>, T: Tape<E, D>>(
-    x: Tensor<(B, F), E, D, T>,
-) -> Tensor<(B, Const<IN>), E, D, T> {
-    match x.try_realize::<(B, Const<IN>)>() {
-        Ok(x) => x,
-        Err(_) => unreachable!("the feature count was checked at compile time"),
-    }
-}
-
 impl<const IN: usize, const OUT: usize, B: Dim, F: StaticDim, E: Dtype, D: Device<E>, T>
     Module<Tensor<(B, F), E, D, T>> for Linear<IN, OUT, E, D>
 where
@@ -127,7 +118,7 @@ where
 
     fn try_forward(&self, x: Tensor<(B, F), E, D, T>) -> Result<Self::Output, D::Err> {
         const { <builder::Linear<IN, OUT> as ShapeInfer<(F,)>>::CHECK };
-        let x = realize_features::<B, F, IN, E, D, T>(x);
+        let x: Tensor<(B, Const<IN>), E, D, T> = relabel(x);
         crate::kernels::linear::try_linear(x, &self.weight, &self.bias, false)
     }
 }

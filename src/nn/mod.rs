@@ -8,9 +8,11 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
+pub mod decoder;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
+pub mod generation;
 pub mod init;
 pub mod linear;
 pub mod linear_sequence;
@@ -18,8 +20,10 @@ pub mod loss;
 pub mod pool;
 pub mod positional;
 pub mod recurrent;
+mod relabel;
 pub mod residual;
 pub mod rows;
+pub mod seq2seq;
 pub mod transformer;
 pub mod unflatten;
 pub mod upsample;
@@ -37,6 +41,7 @@ pub mod builders {
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
     pub use super::conv_transpose::builder::ConvTranspose2d;
+    pub use super::decoder::builder::{TransformerDecoder, TransformerDecoderLayer};
     pub use super::dropout::{Dropout, DropoutOneIn};
     pub use super::embedding::builder::Embedding;
     pub use super::flatten::Flatten;
@@ -50,6 +55,7 @@ pub mod builders {
     pub use super::recurrent::rnn::builder::{Rnn, RnnCell, RnnRelu};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::rows::Rows;
+    pub use super::seq2seq::builder::Transformer;
     pub use super::transformer::builder::{LayerNorm, TransformerEncoder, TransformerEncoderLayer};
     pub use super::transformer::{MeanPool, SequenceMean};
     pub use super::unflatten::Unflatten;
@@ -68,6 +74,7 @@ pub mod modules {
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
     pub use super::conv_transpose::ConvTranspose2d;
+    pub use super::decoder::{TransformerDecoder, TransformerDecoderLayer};
     pub use super::dropout::{Dropout, DropoutOneIn};
     pub use super::embedding::Embedding;
     pub use super::flatten::Flatten;
@@ -79,6 +86,7 @@ pub mod modules {
     pub use super::recurrent::sequence::{Gru, Lstm, Recurrent, Rnn, RnnRelu};
     pub use super::residual::{Residual, ResidualProjection};
     pub use super::rows::Rows;
+    pub use super::seq2seq::Transformer;
     pub use super::transformer::{
         LayerNorm, MeanPool, SequenceMean, TransformerEncoder, TransformerEncoderLayer,
     };

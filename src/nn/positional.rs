@@ -1,5 +1,6 @@
 //! Position information for sequences: fixed sinusoidal encodings and learned position embeddings.
 
+use super::relabel::relabel;
 use crate::shape::{check_positional, Message, SequenceDim, ShapeInfer, StaticDim};
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, NonMutableModule, ZeroSizedModule};
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
@@ -129,9 +130,8 @@ impl<const MAX_LEN: usize, const D_MODEL: usize, S: StaticDim, F: StaticDim> Sha
     }
 }
 
-impl<const MAX_LEN: usize, const D_MODEL: usize, B: Dim, S: SequenceDim, E, D, T>
-    Module<Tensor<(B, S, Const<D_MODEL>), E, D, T>>
-    for SinusoidalPositionalEncoding<MAX_LEN, D_MODEL>
+impl<const MAX_LEN: usize, const D_MODEL: usize, B: Dim, S: SequenceDim, F: StaticDim, E, D, T>
+    Module<Tensor<(B, S, F), E, D, T>> for SinusoidalPositionalEncoding<MAX_LEN, D_MODEL>
 where
     E: Dtype,
     D: Device<E>,
@@ -140,19 +140,17 @@ where
     type Output = Tensor<(B, S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(
-        &self,
-        x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(B, S, F), E, D, T>) -> Result<Self::Output, D::Err> {
         const {
             check_positional(
                 positional_name(SINUSOIDAL, MAX_LEN, D_MODEL),
                 MAX_LEN,
                 D_MODEL,
                 S::STATIC,
-                D_MODEL,
+                F::SIZE,
             )
         };
+        let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
         let shape = *x.shape();
         let len = shape.1;
         check_length(SINUSOIDAL, MAX_LEN, D_MODEL, len.size());
@@ -163,8 +161,8 @@ where
     }
 }
 
-impl<const MAX_LEN: usize, const D_MODEL: usize, S: SequenceDim, E, D, T>
-    Module<Tensor<(S, Const<D_MODEL>), E, D, T>> for SinusoidalPositionalEncoding<MAX_LEN, D_MODEL>
+impl<const MAX_LEN: usize, const D_MODEL: usize, S: SequenceDim, F: StaticDim, E, D, T>
+    Module<Tensor<(S, F), E, D, T>> for SinusoidalPositionalEncoding<MAX_LEN, D_MODEL>
 where
     E: Dtype,
     D: Device<E>,
@@ -173,7 +171,17 @@ where
     type Output = Tensor<(S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(&self, x: Tensor<(S, Const<D_MODEL>), E, D, T>) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const {
+            check_positional(
+                positional_name(SINUSOIDAL, MAX_LEN, D_MODEL),
+                MAX_LEN,
+                D_MODEL,
+                S::STATIC,
+                F::SIZE,
+            )
+        };
+        let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
         let len = x.shape().0;
         let y = self.try_forward(x.try_reshape_like(&(Const::<1>, len, Const::<D_MODEL>))?)?;
         y.try_reshape_like(&(len, Const::<D_MODEL>))
@@ -263,9 +271,8 @@ impl<const MAX_LEN: usize, const D_MODEL: usize, S: StaticDim, F: StaticDim> Sha
     }
 }
 
-impl<const MAX_LEN: usize, const D_MODEL: usize, B: Dim, S: SequenceDim, E, D, T>
-    Module<Tensor<(B, S, Const<D_MODEL>), E, D, T>>
-    for LearnedPositionalEmbedding<MAX_LEN, D_MODEL, E, D>
+impl<const MAX_LEN: usize, const D_MODEL: usize, B: Dim, S: SequenceDim, F: StaticDim, E, D, T>
+    Module<Tensor<(B, S, F), E, D, T>> for LearnedPositionalEmbedding<MAX_LEN, D_MODEL, E, D>
 where
     E: Dtype,
     D: Device<E>,
@@ -274,19 +281,17 @@ where
     type Output = Tensor<(B, S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(
-        &self,
-        x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(B, S, F), E, D, T>) -> Result<Self::Output, D::Err> {
         const {
             check_positional(
                 positional_name(LEARNED, MAX_LEN, D_MODEL),
                 MAX_LEN,
                 D_MODEL,
                 S::STATIC,
-                D_MODEL,
+                F::SIZE,
             )
         };
+        let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
         let shape = *x.shape();
         let len = shape.1;
         check_length(LEARNED, MAX_LEN, D_MODEL, len.size());
@@ -299,9 +304,8 @@ where
     }
 }
 
-impl<const MAX_LEN: usize, const D_MODEL: usize, S: SequenceDim, E, D, T>
-    Module<Tensor<(S, Const<D_MODEL>), E, D, T>>
-    for LearnedPositionalEmbedding<MAX_LEN, D_MODEL, E, D>
+impl<const MAX_LEN: usize, const D_MODEL: usize, S: SequenceDim, F: StaticDim, E, D, T>
+    Module<Tensor<(S, F), E, D, T>> for LearnedPositionalEmbedding<MAX_LEN, D_MODEL, E, D>
 where
     E: Dtype,
     D: Device<E>,
@@ -310,7 +314,17 @@ where
     type Output = Tensor<(S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(&self, x: Tensor<(S, Const<D_MODEL>), E, D, T>) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const {
+            check_positional(
+                positional_name(LEARNED, MAX_LEN, D_MODEL),
+                MAX_LEN,
+                D_MODEL,
+                S::STATIC,
+                F::SIZE,
+            )
+        };
+        let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
         let len = x.shape().0;
         let y = self.try_forward(x.try_reshape_like(&(Const::<1>, len, Const::<D_MODEL>))?)?;
         y.try_reshape_like(&(len, Const::<D_MODEL>))

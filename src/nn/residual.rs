@@ -1,5 +1,6 @@
 //! `Residual` and `ResidualProjection`: skip connections whose two sides are checked equal at compile time.
 
+use super::relabel::relabel;
 use crate::shape::{check_residual, check_residual_projection, ShapeInfer, StaticShape};
 use crate::shape::{StaticDim, SummaryRow};
 use dfdx::nn::{BuildOnDevice, Module, ModuleMut, ModuleVisitor, TensorCollection};
@@ -28,9 +29,10 @@ use dfdx::prelude::*;
 /// - `F`: the branch, a layer or a tuple of layers.
 ///
 /// # Shapes
-/// - `(C, H, W) -> (C, H, W)` and `(B, C, H, W) -> (B, C, H, W)` (`B` a `Const` or
-///   `usize`), where `F` maps `(C, H, W)` to dims of the same sizes;
-/// - likewise `(F,)` and `(B, F)` for features.
+/// - `(C, H, W) -> (C', H, W)` and `(B, C, H, W) -> (B, C', H, W)` (`B` a `Const` or
+///   `usize`), where `F` maps `(C, H, W)` to `(C', H', W')` of the same sizes: the channel
+///   dim is the branch's type (usually `Const`), the spatial dims the input's;
+/// - likewise `(F,) -> (F',)` and `(B, F) -> (B, F')` for features.
 ///
 /// ```
 /// use shapesafe::prelude::*;
@@ -205,29 +207,23 @@ impl<S: StaticShape, F: ShapeInfer<S>, Shortcut: ShapeInfer<S>> ShapeInfer<S>
     }
 }
 
-/// Gives a tensor the dim types `Dst` of equal sizes; zero-copy.
-fn realize_as<Src: Shape, Dst: Shape<Concrete = Src::Concrete>, E: Dtype, D: Storage<E>, T>(
-    t: Tensor<Src, E, D, T>,
-) -> Tensor<Dst, E, D, T>
-where
-    T: Tape<E, D>,
-{
-    match t.try_realize::<Dst>() {
-        Ok(t) => t,
-        Err(_) => unreachable!("the block's compile-time check guarantees equal sizes"),
-    }
-}
-
 /// `Module` and `ModuleMut` for one input rank: `[$batch]` is the batch dim (or
 /// none), `$dim` the input's static dims, `$out` the branch's, `$short` the shortcut's.
+///
+/// `$sum` is `Residual`'s output: the branch's channel (or feature) dim and the input's
+/// other dims. They are the same sizes when the model is right; when the branch changes
+/// the channels (a missing projection), the layers after the block then see the channels
+/// the branch made, so the one mistake is one error, not one more per layer downstream.
+/// The input's spatial dims keep the types flat: the branch's would nest a `ConvOut` per
+/// block, which a 50-block ResNet cannot afford.
 macro_rules! residual_forward {
-    ([$($batch:ident)?], ($($dim:ident),+), ($($out:ident),+), ($($short:ident),+)) => {
-        residual_forward!(@residual Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) &);
-        residual_forward!(@residual ModuleMut, try_forward_mut, [$($batch)?] ($($dim),+) ($($out),+) &mut);
+    ([$($batch:ident)?], ($($dim:ident),+), ($($out:ident),+), ($($short:ident),+), ($($sum:ident),+)) => {
+        residual_forward!(@residual Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) ($($sum),+) &);
+        residual_forward!(@residual ModuleMut, try_forward_mut, [$($batch)?] ($($dim),+) ($($out),+) ($($sum),+) &mut);
         residual_forward!(@projection Module, try_forward, [$($batch)?] ($($dim),+) ($($out),+) ($($short),+) &);
         residual_forward!(@projection ModuleMut, try_forward_mut, [$($batch)?] ($($dim),+) ($($out),+) ($($short),+) &mut);
     };
-    (@residual $Trait:ident, $method:ident, [$($batch:ident)?] ($($dim:ident),+) ($($out:ident),+) $($self_ref:tt)+) => {
+    (@residual $Trait:ident, $method:ident, [$($batch:ident)?] ($($dim:ident),+) ($($out:ident),+) ($($sum:ident),+) $($self_ref:tt)+) => {
         impl<$($batch: Dim,)? $($dim: StaticDim,)+ $($out: StaticDim,)+ E: Dtype, D: Device<E>, T: Tape<E, D>, F>
             $Trait<Tensor<($($batch,)? $($dim,)+), E, D, T>> for Residual<F>
         where
@@ -237,7 +233,7 @@ macro_rules! residual_forward {
                 Error = D::Err,
             >,
         {
-            type Output = Tensor<($($batch,)? $($dim,)+), E, D, T>;
+            type Output = Tensor<($($batch,)? $($sum,)+), E, D, T>;
             type Error = D::Err;
 
             fn $method($($self_ref)+ self, x: Tensor<($($batch,)? $($dim,)+), E, D, T>) -> Result<Self::Output, D::Err> {
@@ -248,7 +244,8 @@ macro_rules! residual_forward {
                     )
                 };
                 let fx = self.branch.$method(x.with_empty_tape())?;
-                realize_as::<_, ($($batch,)? $($dim,)+), _, _, _>(fx).try_add(x)
+                let x = relabel::<_, ($($batch,)? $($sum,)+), _, _, _>(x);
+                relabel::<_, ($($batch,)? $($sum,)+), _, _, _>(fx).try_add(x)
             }
         }
     };
@@ -289,13 +286,13 @@ macro_rules! residual_forward {
                 };
                 let fx = self.branch.$method(x.with_empty_tape())?;
                 let sx = self.shortcut.$method(x)?;
-                fx.try_add(realize_as::<_, ($($batch,)? $($out,)+), _, _, _>(sx))
+                fx.try_add(relabel::<_, ($($batch,)? $($out,)+), _, _, _>(sx))
             }
         }
     };
 }
 
-residual_forward!([B], (C, H, W), (C1, H1, W1), (C2, H2, W2));
-residual_forward!([], (C, H, W), (C1, H1, W1), (C2, H2, W2));
-residual_forward!([B], (F0), (F1), (F2));
-residual_forward!([], (F0), (F1), (F2));
+residual_forward!([B], (C, H, W), (C1, H1, W1), (C2, H2, W2), (C1, H, W));
+residual_forward!([], (C, H, W), (C1, H1, W1), (C2, H2, W2), (C1, H, W));
+residual_forward!([B], (F0), (F1), (F2), (F1));
+residual_forward!([], (F0), (F1), (F2), (F1));

@@ -6,6 +6,7 @@
 
 use super::attention::MultiHeadAttention;
 use super::linear::Linear;
+use super::relabel::relabel;
 use crate::shape::Message;
 use crate::shape::{
     check_attention, check_width, transformer_encoder_layer_name, ShapeInfer, StaticDim,
@@ -289,40 +290,43 @@ impl<const D_MODEL: usize, E: Dtype, D: Device<E>> LayerNorm<D_MODEL, E, D> {
     }
 }
 
-impl<const D_MODEL: usize, B: Dim, S: Dim, E: Dtype, D: Device<E>, T: Tape<E, D>>
-    Module<Tensor<(B, S, Const<D_MODEL>), E, D, T>> for LayerNorm<D_MODEL, E, D>
+impl<const D_MODEL: usize, B: Dim, S: Dim, F: StaticDim, E: Dtype, D: Device<E>, T: Tape<E, D>>
+    Module<Tensor<(B, S, F), E, D, T>> for LayerNorm<D_MODEL, E, D>
 {
     type Output = Tensor<(B, S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(
-        &self,
-        x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
-    ) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(B, S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::LayerNorm<D_MODEL> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
         self.norm3(x)
     }
 }
 
-impl<const D_MODEL: usize, S: Dim, E: Dtype, D: Device<E>, T: Tape<E, D>>
-    Module<Tensor<(S, Const<D_MODEL>), E, D, T>> for LayerNorm<D_MODEL, E, D>
+impl<const D_MODEL: usize, S: Dim, F: StaticDim, E: Dtype, D: Device<E>, T: Tape<E, D>>
+    Module<Tensor<(S, F), E, D, T>> for LayerNorm<D_MODEL, E, D>
 {
     type Output = Tensor<(S, Const<D_MODEL>), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(&self, x: Tensor<(S, Const<D_MODEL>), E, D, T>) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(S, F), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::LayerNorm<D_MODEL> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
         let s = x.shape().0;
         let y = self.norm3(x.try_reshape_like(&(Const::<1>, s, Const::<D_MODEL>))?)?;
         y.try_reshape_like(&(s, Const::<D_MODEL>))
     }
 }
 
-impl<const D_MODEL: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
-    Module<Tensor<(Const<D_MODEL>,), E, D, T>> for LayerNorm<D_MODEL, E, D>
+impl<const D_MODEL: usize, F: StaticDim, E: Dtype, D: Device<E>, T: Tape<E, D>>
+    Module<Tensor<(F,), E, D, T>> for LayerNorm<D_MODEL, E, D>
 {
     type Output = Tensor<(Const<D_MODEL>,), E, D, T>;
     type Error = D::Err;
 
-    fn try_forward(&self, x: Tensor<(Const<D_MODEL>,), E, D, T>) -> Result<Self::Output, D::Err> {
+    fn try_forward(&self, x: Tensor<(F,), E, D, T>) -> Result<Self::Output, D::Err> {
+        const { <builder::LayerNorm<D_MODEL> as ShapeInfer<(Const<1>, F)>>::CHECK };
+        let x: Tensor<(Const<D_MODEL>,), E, D, T> = relabel(x);
         let y = self.norm3(x.try_reshape_like(&(Const::<1>, Const::<1>, Const::<D_MODEL>))?)?;
         y.try_reshape_like(&(Const::<D_MODEL>,))
     }
@@ -423,7 +427,7 @@ where
 }
 
 /// The parameters of one encoder layer.
-const fn encoder_layer_params(d_model: usize, feed_forward: usize) -> usize {
+pub(crate) const fn encoder_layer_params(d_model: usize, feed_forward: usize) -> usize {
     let attention = 4 * d_model * d_model + 4 * d_model;
     let feed = 2 * d_model * feed_forward + feed_forward + d_model;
     attention + feed + 4 * d_model
@@ -454,8 +458,29 @@ impl<
     }
 }
 
+/// The feed-forward block of a Transformer layer, `linear2(dropout(relu(linear1(x))))`.
+pub(crate) fn feed_forward<const D_MODEL: usize, const FEED_FORWARD: usize, B, S, E, D, T>(
+    linear1: &Linear<D_MODEL, FEED_FORWARD, E, D>,
+    linear2: &Linear<FEED_FORWARD, D_MODEL, E, D>,
+    x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
+    dropout: f64,
+) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err>
+where
+    B: Dim,
+    S: Dim,
+    E: Dtype + num_traits::Float,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<T>,
+{
+    // The ReLU runs inside linear1's kernel, in the pass that writes its output.
+    let h: Tensor<(B, S, Const<FEED_FORWARD>), E, D, T> =
+        crate::nn::attention::linear_last(x, &linear1.weight, &linear1.bias, 0, true)?;
+    let h = maybe_dropout(h, dropout)?;
+    linear2.try_forward(h)
+}
+
 /// `x` with dropout `p`, or `x` itself when `p` is 0.
-fn maybe_dropout<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
+pub(crate) fn maybe_dropout<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     x: Tensor<S, E, D, T>,
     p: f64,
 ) -> Result<Tensor<S, E, D, T>, D::Err> {
@@ -478,18 +503,12 @@ where
     E: Dtype + num_traits::Float,
     D: Device<E>,
 {
-    /// The feed-forward block `linear2(dropout(relu(linear1(x))))`.
     fn feed_forward<B: Dim, S: Dim, T: Tape<E, D> + Merge<T>>(
         &self,
         x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
         dropout: f64,
     ) -> Result<Tensor<(B, S, Const<D_MODEL>), E, D, T>, D::Err> {
-        // The ReLU runs inside linear1's kernel, in the pass that writes its output.
-        let w1 = &self.linear1;
-        let h: Tensor<(B, S, Const<FEED_FORWARD>), E, D, T> =
-            crate::nn::attention::linear_last(x, &w1.weight, &w1.bias, 0, true)?;
-        let h = maybe_dropout(h, dropout)?;
-        self.linear2.try_forward(h)
+        feed_forward(&self.linear1, &self.linear2, x, dropout)
     }
 
     /// The layer on `(B, S, D_MODEL)` with masks and dropout `p`.
@@ -569,9 +588,9 @@ where
 /// `Module` and `ModuleMut` on batched and unbatched input for a type with a
 /// `sequence(x, mask, causal, train)` on `(B, S, D_MODEL)`; only `forward_mut` trains.
 macro_rules! sequence_modules {
-    ([$($generics:tt)*], $module:ty) => {
-        impl<$($generics)*, B: Dim, S: Dim, E, D, T>
-            Module<Tensor<(B, S, Const<D_MODEL>), E, D, T>> for $module
+    ([$($generics:tt)*], $module:ty, $builder:ty) => {
+        impl<$($generics)*, B: Dim, S: Dim, F: StaticDim, E, D, T>
+            Module<Tensor<(B, S, F), E, D, T>> for $module
         where
             E: Dtype + num_traits::Float,
             D: Device<E>,
@@ -582,13 +601,15 @@ macro_rules! sequence_modules {
 
             fn try_forward(
                 &self,
-                x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
+                x: Tensor<(B, S, F), E, D, T>,
             ) -> Result<Self::Output, D::Err> {
+                const { <$builder as ShapeInfer<(Const<1>, F)>>::CHECK };
+                let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
                 self.sequence(x, None, false, false)
             }
         }
 
-        impl<$($generics)*, S: Dim, E, D, T> Module<Tensor<(S, Const<D_MODEL>), E, D, T>>
+        impl<$($generics)*, S: Dim, F: StaticDim, E, D, T> Module<Tensor<(S, F), E, D, T>>
             for $module
         where
             E: Dtype + num_traits::Float,
@@ -600,8 +621,10 @@ macro_rules! sequence_modules {
 
             fn try_forward(
                 &self,
-                x: Tensor<(S, Const<D_MODEL>), E, D, T>,
+                x: Tensor<(S, F), E, D, T>,
             ) -> Result<Self::Output, D::Err> {
+                const { <$builder as ShapeInfer<(Const<1>, F)>>::CHECK };
+                let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
                 let s = x.shape().0;
                 let x = x.try_reshape_like(&(Const::<1>, s, Const::<D_MODEL>))?;
                 self.sequence(x, None, false, false)?
@@ -609,8 +632,8 @@ macro_rules! sequence_modules {
             }
         }
 
-        impl<$($generics)*, B: Dim, S: Dim, E, D, T>
-            ModuleMut<Tensor<(B, S, Const<D_MODEL>), E, D, T>> for $module
+        impl<$($generics)*, B: Dim, S: Dim, F: StaticDim, E, D, T>
+            ModuleMut<Tensor<(B, S, F), E, D, T>> for $module
         where
             E: Dtype + num_traits::Float,
             D: Device<E>,
@@ -621,13 +644,15 @@ macro_rules! sequence_modules {
 
             fn try_forward_mut(
                 &mut self,
-                x: Tensor<(B, S, Const<D_MODEL>), E, D, T>,
+                x: Tensor<(B, S, F), E, D, T>,
             ) -> Result<Self::Output, D::Err> {
+                const { <$builder as ShapeInfer<(Const<1>, F)>>::CHECK };
+                let x: Tensor<(B, S, Const<D_MODEL>), E, D, T> = relabel(x);
                 self.sequence(x, None, false, true)
             }
         }
 
-        impl<$($generics)*, S: Dim, E, D, T> ModuleMut<Tensor<(S, Const<D_MODEL>), E, D, T>>
+        impl<$($generics)*, S: Dim, F: StaticDim, E, D, T> ModuleMut<Tensor<(S, F), E, D, T>>
             for $module
         where
             E: Dtype + num_traits::Float,
@@ -639,8 +664,10 @@ macro_rules! sequence_modules {
 
             fn try_forward_mut(
                 &mut self,
-                x: Tensor<(S, Const<D_MODEL>), E, D, T>,
+                x: Tensor<(S, F), E, D, T>,
             ) -> Result<Self::Output, D::Err> {
+                const { <$builder as ShapeInfer<(Const<1>, F)>>::CHECK };
+                let x: Tensor<(S, Const<D_MODEL>), E, D, T> = relabel(x);
                 let s = x.shape().0;
                 let x = x.try_reshape_like(&(Const::<1>, s, Const::<D_MODEL>))?;
                 self.sequence(x, None, false, true)?
@@ -657,7 +684,8 @@ sequence_modules!(
         const FEED_FORWARD: usize,
         const NORM_FIRST: bool
     ],
-    TransformerEncoderLayer<D_MODEL, HEADS, FEED_FORWARD, NORM_FIRST, E, D>
+    TransformerEncoderLayer<D_MODEL, HEADS, FEED_FORWARD, NORM_FIRST, E, D>,
+    builder::TransformerEncoderLayer<D_MODEL, HEADS, FEED_FORWARD, NORM_FIRST>
 );
 
 /// A built [`TransformerEncoder`](builder::TransformerEncoder) on device `D`.
@@ -684,55 +712,66 @@ pub struct TransformerEncoder<
     pub layers: Vec<TransformerEncoderLayer<D_MODEL, HEADS, FEED_FORWARD, NORM_FIRST, E, D>>,
 }
 
-impl<
-        const D_MODEL: usize,
-        const HEADS: usize,
-        const FEED_FORWARD: usize,
-        const LAYERS: usize,
-        const NORM_FIRST: bool,
-        E: Dtype,
-        D: Device<E>,
-    > BuildOnDevice<D, E>
-    for builder::TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST>
-where
-    TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>: BuildModule<D, E>,
-{
-    type Built = TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>;
-}
+/// `BuildOnDevice` and `TensorCollection` for a stack of `LAYERS` Transformer layers kept
+/// in a `layers: Vec<_>` field, visited as `layers.0`, `layers.1`, ... (PyTorch's names).
+macro_rules! layer_stack {
+    ($stack:ident, $builder:ty) => {
+        impl<
+                const D_MODEL: usize,
+                const HEADS: usize,
+                const FEED_FORWARD: usize,
+                const LAYERS: usize,
+                const NORM_FIRST: bool,
+                E: Dtype,
+                D: Device<E>,
+            > BuildOnDevice<D, E> for $builder
+        where
+            $stack<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>: BuildModule<D, E>,
+        {
+            type Built = $stack<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>;
+        }
 
-impl<
-        const D_MODEL: usize,
-        const HEADS: usize,
-        const FEED_FORWARD: usize,
-        const LAYERS: usize,
-        const NORM_FIRST: bool,
-        E,
-        D,
-    > TensorCollection<E, D>
-    for TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>
-where
-    E: Dtype + num_traits::Float + SampleUniform,
-    D: Device<E>,
-{
-    type To<E2: Dtype, D2: Device<E2>> =
-        TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E2, D2>;
+        impl<
+                const D_MODEL: usize,
+                const HEADS: usize,
+                const FEED_FORWARD: usize,
+                const LAYERS: usize,
+                const NORM_FIRST: bool,
+                E,
+                D,
+            > TensorCollection<E, D>
+            for $stack<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>
+        where
+            E: Dtype + num_traits::Float + SampleUniform,
+            D: Device<E>,
+        {
+            type To<E2: Dtype, D2: Device<E2>> =
+                $stack<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E2, D2>;
 
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        let names: Vec<String> = (0..LAYERS).map(|i| format!("layers.{i}")).collect();
-        visitor.visit_fields(
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| {
-                    Self::module(name, move |s| &s.layers[i], move |s| &mut s.layers[i])
-                })
-                .collect::<Vec<_>>(),
-            |layers| TransformerEncoder { layers },
-        )
-    }
+            fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+                visitor: &mut V,
+            ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+                let names: Vec<String> = (0..LAYERS).map(|i| format!("layers.{i}")).collect();
+                visitor.visit_fields(
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| {
+                            Self::module(name, move |s| &s.layers[i], move |s| &mut s.layers[i])
+                        })
+                        .collect::<Vec<_>>(),
+                    |layers| $stack { layers },
+                )
+            }
+        }
+    };
 }
+pub(crate) use layer_stack;
+
+layer_stack!(
+    TransformerEncoder,
+    builder::TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST>
+);
 
 impl<
         const D_MODEL: usize,
@@ -811,5 +850,6 @@ sequence_modules!(
         const LAYERS: usize,
         const NORM_FIRST: bool
     ],
-    TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>
+    TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST, E, D>,
+    builder::TransformerEncoder<D_MODEL, HEADS, FEED_FORWARD, LAYERS, NORM_FIRST>
 );

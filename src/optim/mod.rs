@@ -5,7 +5,7 @@
 //! process-local tensor ids, so a run cannot be resumed from disk. [`Sgd`], [`Adam`]
 //! (AdamW with `WeightDecay::Decoupled`) and [`RMSprop`] here take dfdx's own configs,
 //! give the same numbers step for step, and implement dfdx's [`Optimizer`] so they drop
-//! into `train::train_epoch`. Their state is keyed by parameter name (`0.weight`) and
+//! into [`Trainer`](crate::train::Trainer). Their state is keyed by parameter name (`0.weight`) and
 //! moves in and out as a [`StateDict`] through [`OptimizerState`]. The update math is
 //! written with dfdx tensor ops, so it runs on any dfdx device; on the CPU (f32, f64) the
 //! same arithmetic runs as one fused loop per parameter over its state, in place, and its

@@ -39,18 +39,47 @@ pub const fn multi_head_attention_name(d_model: usize, heads: usize) -> Message 
 
 /// The name of `TransformerEncoderLayer<D_MODEL, HEADS, FEED_FORWARD, NORM_FIRST>`.
 pub const fn transformer_encoder_layer_name(generics: [usize; 3], norm_first: bool) -> Message {
-    let m = layer_name("TransformerEncoderLayer", &generics, &[]);
+    sequence_layer_name("TransformerEncoderLayer", generics, norm_first)
+}
+
+/// The name of `TransformerDecoderLayer<D_MODEL, HEADS, FEED_FORWARD, NORM_FIRST>`.
+pub const fn transformer_decoder_layer_name(generics: [usize; 3], norm_first: bool) -> Message {
+    sequence_layer_name("TransformerDecoderLayer", generics, norm_first)
+}
+
+/// `Kind<D_MODEL, HEADS, FEED_FORWARD>`, with `, true>` when the layer normalises first.
+const fn sequence_layer_name(kind: &str, generics: [usize; 3], norm_first: bool) -> Message {
+    let m = layer_name(kind, &generics, &[]);
     if !norm_first {
         return m;
     }
     Message::new()
-        .text("TransformerEncoderLayer<")
+        .text(kind)
+        .text("<")
         .number(generics[0])
         .text(", ")
         .number(generics[1])
         .text(", ")
         .number(generics[2])
         .text(", true>")
+}
+
+/// Checks that a layer's second input (a decoder's `memory`, a Transformer's `target`) has
+/// the layer's width.
+pub const fn check_input_width(name: Message, role: &str, d_model: usize, width: usize) {
+    if width == 0 || width == d_model {
+        return;
+    }
+    Message::new()
+        .text("shape mismatch: ")
+        .text(name.as_str())
+        .text("'s ")
+        .text(role)
+        .text(" must have width ")
+        .number(d_model)
+        .text(", but it has width ")
+        .number(width)
+        .fail();
 }
 
 /// Checks that `heads` divide the model width of the layer named `name`, and that the
@@ -79,11 +108,8 @@ pub const fn check_width(name: Message, d_model: usize, input: &[usize]) {
         .text(name.as_str())
         .text(" expects sequences of width ")
         .number(d_model)
-        .text(", but got ")
+        .text(", but its input has width ")
         .number(input[1])
-        .text(" (its input is ")
-        .dims(input)
-        .text(")")
         .fail();
 }
 
@@ -171,7 +197,7 @@ mod tests {
 
     #[test]
     #[should_panic(
-        expected = "shape mismatch: MultiHeadAttention<8, 2> expects sequences of width 8, but got 6 (its input is (5, 6))"
+        expected = "shape mismatch: MultiHeadAttention<8, 2> expects sequences of width 8, but its input has width 6"
     )]
     fn width_must_match() {
         check_attention(multi_head_attention_name(8, 2), 8, 2, &[5, 6]);

@@ -19,6 +19,11 @@ use std::fmt;
 /// assert_eq!(<Out as StaticShape>::DIMS, &[6, 14, 14]);
 /// assert_eq!(<Net as ShapeInfer<Rank3<1, 28, 28>>>::PARAMS, 156);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "shapesafe cannot infer the shapes of `{Self}` on input `{Input}`",
+    label = "not a layer that takes this input, a tuple of at most six models, or a derived struct",
+    note = "tuples of up to six layers are models (as in dfdx): nest a longer one, `((a, b, c), (d, e, f, g))`, or write a struct with #[derive(Sequential)] and named fields"
+)]
 pub trait ShapeInfer<Input: StaticShape> {
     /// The unbatched output shape.
     type Output: StaticShape;
@@ -86,6 +91,39 @@ impl Summary {
     /// Sum of all rows' parameters.
     pub fn total_params(&self) -> usize {
         self.rows.iter().map(|r| r.params).sum()
+    }
+}
+
+/// Labels the summary rows of a model's field with the field's name, as derived models do:
+/// `conv1: Conv2d<1, 6, 5>`, and `block1.conv1: ..` when the rows already carry a name
+/// (a derived model inside a derived model). Indented rows, the insides of a `Residual` or
+/// `Concat`, belong to the row above and keep their text.
+///
+/// # Shapes
+/// Rows as [`ShapeInfer::summarize`] writes them.
+///
+/// ```
+/// use shapesafe::shape::{name_rows, SummaryRow};
+/// let row = |layer: &str| SummaryRow { layer: layer.into(), output: vec![4], params: 0 };
+/// let mut rows = vec![row("ReLU"), row("conv1: Conv2d<1, 4, 3>"), row("  branch: ReLU")];
+/// name_rows(&mut rows, "block");
+/// assert_eq!(rows[0].layer, "block: ReLU");
+/// assert_eq!(rows[1].layer, "block.conv1: Conv2d<1, 4, 3>");
+/// assert_eq!(rows[2].layer, "  branch: ReLU");
+/// ```
+pub fn name_rows(rows: &mut [SummaryRow], field: &str) {
+    for row in rows {
+        if row.layer.starts_with(' ') {
+            continue;
+        }
+        let named = row.layer.split_once(": ").is_some_and(|(path, _)| {
+            !path.is_empty()
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        });
+        let sep = if named { "." } else { ": " };
+        row.layer = format!("{field}{sep}{}", row.layer);
     }
 }
 

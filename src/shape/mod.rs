@@ -14,8 +14,9 @@ mod transpose;
 mod unflatten;
 
 pub use attention::{
-    check_attention, check_positional, check_vision_transformer, check_width,
-    multi_head_attention_name, transformer_encoder_layer_name, SequenceDim,
+    check_attention, check_input_width, check_positional, check_vision_transformer, check_width,
+    multi_head_attention_name, transformer_decoder_layer_name, transformer_encoder_layer_name,
+    SequenceDim,
 };
 pub use blocks::{
     batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
@@ -26,7 +27,7 @@ pub use dims::{
     product, window_output, ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, StaticDim,
     StaticShape,
 };
-pub use infer::{ShapeInfer, Summary, SummaryRow};
+pub use infer::{name_rows, ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
 pub use recurrent::{
     check_last_step, check_recurrent, check_recurrent_layers, directions, recurrent_name,

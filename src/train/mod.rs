@@ -1,7 +1,6 @@
 //! Training: the epoch loop, evaluation, metrics, schedules, early stopping, curves, weights on disk.
 
 mod checkpoint;
-mod classify;
 mod early_stopping;
 mod history;
 mod image_grid;
@@ -12,7 +11,6 @@ mod schedule;
 mod trainer;
 
 pub use checkpoint::{load_checkpoint, load_weights, save_atomic, save_checkpoint, TrainingState};
-pub use classify::{count_correct, evaluate, train_epoch, EpochStats, Evaluation};
 pub use early_stopping::{EarlyStopping, Monitor, StopDecision};
 pub use history::{EpochRecord, History};
 pub use image_grid::{GridRow, ImageGrid};

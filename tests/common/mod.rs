@@ -3,6 +3,8 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+pub mod golden;
+
 /// Relative plus absolute tolerance: `|a - b| <= abs + rel * |b|`.
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
@@ -13,6 +15,11 @@ pub struct Tolerance {
 pub const F64_TIGHT: Tolerance = Tolerance {
     abs: 1e-10,
     rel: 1e-10,
+};
+/// Ours in f32 against PyTorch in f64: f32 rounding through softmax and layer norm.
+pub const F32_VS_F64: Tolerance = Tolerance {
+    abs: 1e-5,
+    rel: 1e-5,
 };
 pub const F32: Tolerance = Tolerance {
     abs: 1e-4,

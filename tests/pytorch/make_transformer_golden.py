@@ -17,41 +17,17 @@ to tests/pytorch/transformer_golden.safetensors, under `<case>.<what>` names.
 
 import torch
 import torch.nn as nn
-from safetensors.torch import save_file
+from golden_common import randomise, record as record_into, save_golden, save_weights
 
 torch.manual_seed(0)
 torch.set_default_dtype(torch.float64)
 
 D, HEADS, FF, S, B = 8, 2, 16, 5, 2
-OUT = "tests/pytorch/"
 golden = {}
 
 
-def randomise(model):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p) * 0.5)
-
-
 def record(case, model, inputs, run):
-    """Runs `run(*inputs)`, stores inputs, output and gradients of sum(out * R)."""
-    inputs = [t.clone().requires_grad_(True) for t in inputs]
-    model.zero_grad()
-    out = run(*inputs)
-    r = torch.randn_like(out)
-    (out * r).sum().backward()
-    for i, t in enumerate(inputs):
-        golden[f"{case}.input{i}"] = t.detach().clone()
-        golden[f"{case}.input{i}_grad"] = t.grad.detach().clone()
-    golden[f"{case}.output"] = out.detach().clone()
-    golden[f"{case}.r"] = r
-    for name, p in model.named_parameters():
-        golden[f"{case}.grad.{name}"] = p.grad.detach().clone()
-
-
-def save_weights(name, model):
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
-              OUT + f"{name}_weights.safetensors")
+    record_into(golden, case, model, inputs, run)
 
 
 mha = nn.MultiheadAttention(D, HEADS, batch_first=True)
@@ -90,4 +66,4 @@ encoder.train()
 save_weights("encoder", encoder)
 record("encoder", encoder, [x], lambda x: encoder(x))
 
-save_file({k: v.contiguous() for k, v in golden.items()}, OUT + "transformer_golden.safetensors")
+save_golden(golden, "transformer_golden.safetensors")

@@ -4,6 +4,7 @@ use super::{gru, lstm, rnn, CellMode};
 use crate::kernels::recurrent::composed::{project, GateParams};
 use crate::kernels::RecurrentParams;
 use crate::nn::init::uniform_fan_in;
+use crate::nn::relabel::relabel;
 use crate::shape::{check_recurrent, Gates, StaticDim};
 use core::marker::PhantomData;
 use dfdx::nn::{BuildModule, BuildOnDevice, Module, NonMutableModule};
@@ -136,18 +137,6 @@ where
     }
 }
 
-/// Relabels a checked feature dim as `Const<INPUT>`; zero-copy.
-pub(crate) fn realize_features<S: Shape, Dst: Shape<Concrete = S::Concrete>, E, D, T>(
-    x: Tensor<S, E, D, T>,
-) -> Tensor<Dst, E, D, T>
-where
-    E: Dtype,
-    D: Storage<E>,
-    T: Tape<E, D>,
-{
-    super::relabel(x)
-}
-
 macro_rules! cell_builder {
     ($builder:path, $mode:ty, $gates:literal, $name:literal) => {
         impl<const INPUT: usize, const HIDDEN: usize, E, D> BuildOnDevice<D, E> for $builder
@@ -200,7 +189,7 @@ where
                 F::FACTORS,
             )
         };
-        let x: Tensor<(B, Const<INPUT>), E, D, T> = realize_features(x);
+        let x: Tensor<(B, Const<INPUT>), E, D, T> = relabel(x);
         let (h, c) = M::unpack(state);
         let previous = h.with_empty_tape();
         let from_input = project(x, self.input_side::<T>()?)?;

@@ -72,18 +72,3 @@ pub trait CellMode: 'static + Copy + Default + core::fmt::Debug + Send + Sync {
         composed::step(Self::KIND, from_input, from_hidden, previous, cell)
     }
 }
-
-/// Relabels a tensor's shape as `Dst`, whose sizes agree by construction.
-pub(crate) fn relabel<S: Shape, Dst: Shape<Concrete = S::Concrete>, E, D, T>(
-    t: Tensor<S, E, D, T>,
-) -> Tensor<Dst, E, D, T>
-where
-    E: Dtype,
-    D: Storage<E>,
-    T: Tape<E, D>,
-{
-    match t.try_realize::<Dst>() {
-        Ok(t) => t,
-        Err(_) => unreachable!("sizes agree by construction (checked at compile time)"),
-    }
-}

@@ -1,8 +1,9 @@
 //! `Recurrent`: a stacked, optionally bidirectional recurrent layer run over whole sequences.
 
-use super::cell::{realize_features, reset_uniform, Cell};
-use super::{gru, lstm, relabel, rnn, CellMode, Hidden};
+use super::cell::{reset_uniform, Cell};
+use super::{gru, lstm, rnn, CellMode, Hidden};
 use crate::kernels::{RecurrentKernel, RecurrentOutput, RecurrentState};
+use crate::nn::relabel::relabel;
 use crate::shape::{
     check_recurrent, check_recurrent_layers, directions, recurrent_name, Directions, Gates,
     LayerDirections, ShapeInfer, StaticDim,
@@ -261,7 +262,7 @@ impl<
             )
         };
         let dev = x.device().clone();
-        let x: Tensor<(B, Steps, Const<INPUT>), E, D, T> = realize_features(x);
+        let x: Tensor<(B, Steps, Const<INPUT>), E, D, T> = relabel(x);
         let rows = LAYERS * directions(BIDIRECTIONAL);
         let mut initial: Vec<Option<Final<B, HIDDEN, E, D>>> = match state {
             None => Vec::new(),
