@@ -1,8 +1,9 @@
 //! Trains a convolutional autoencoder on MNIST (or, with `--vae`, a variational
-//! autoencoder), prints the loss per epoch and the test reconstruction error, and draws
-//! test digits over their reconstructions (and, for the VAE, digits decoded from
-//! `z ~ N(0, I)`) to `runs/autoencoder/reconstructions.png` and `.svg`
-//! (`vae-reconstructions.*` with `--vae`).
+//! autoencoder) with the `Trainer`, prints the losses per epoch and the test reconstruction
+//! error, and draws test digits over their reconstructions (and, for the VAE, digits decoded
+//! from `z ~ N(0, I)`) to `runs/autoencoder/reconstructions.png` and `.svg`
+//! (`vae-reconstructions.*` with `--vae`); curves and metrics go to `runs/autoencoder/ae/`
+//! (`vae/`).
 //!
 //! ```text
 //! cargo run --release --example autoencoder -- [--vae] [--epochs N] [--train-images N]
@@ -10,13 +11,12 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
-use indicatif::{ProgressBar, ProgressStyle};
 use shapesafe::data::{data_dir, DataLoader, Dataset, Mnist, MnistSplit, Subset};
 use shapesafe::device::DeviceKind;
-use shapesafe::models::{kl_divergence, reconstruction_loss, vae_loss, ConvAutoencoder, ConvVae};
+use shapesafe::models::{AutoencoderObjective, ConvAutoencoder, ConvVae, VaeObjective};
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
-use shapesafe::train::ImageGrid;
+use shapesafe::train::{History, ImageGrid, TrainConfig, Trainer};
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -101,97 +101,6 @@ fn device_err(e: impl std::fmt::Debug) -> Error {
     Error::Device(format!("{e:?}"))
 }
 
-/// The value of a one-number tensor (a loss), read back from the device.
-fn scalar<D: Device<f32>, T>(t: &Tensor<(), f32, D, T>) -> f32 {
-    t.as_vec()[0]
-}
-
-/// Runs `args.epochs` epochs of `step` (one optimiser step on a batch, returning its
-/// loss) over the first `args.train_images` training digits, with a progress bar, and
-/// prints the mean loss of each epoch.
-fn fit<S: Dataset<Shape = Rank3<1, 28, 28>> + ?Sized, D: Device<f32>>(
-    args: &Args,
-    train: &S,
-    dev: &D,
-    mut step: impl FnMut(Images<D>) -> Result<f32>,
-) -> Result<()> {
-    // Pixels stay in [0, 1] (no normalisation): the decoder's sigmoid predicts them.
-    let loader = DataLoader::new(train, args.batch_size)?
-        .shuffle(args.seed)
-        .drop_last(true);
-    for epoch in 0..args.epochs {
-        let started = Instant::now();
-        let bar = ProgressBar::new(loader.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} batches  {msg}  {per_sec}  eta {eta}",
-            )
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, args.epochs));
-        let (mut loss_sum, mut batches) = (0.0f64, 0usize);
-        for batch in loader.epoch(epoch as u64, dev) {
-            let loss = step(batch?.inputs)?;
-            if !loss.is_finite() {
-                return Err(Error::Usage(format!(
-                    "the loss became {loss} in epoch {}; try a smaller --lr",
-                    epoch + 1
-                )));
-            }
-            loss_sum += loss as f64;
-            batches += 1;
-            bar.inc(1);
-            if batches % 10 == 0 {
-                bar.set_message(format!("loss {:.2}", loss_sum / batches as f64));
-            }
-        }
-        bar.finish_and_clear();
-        println!(
-            "epoch {}/{}: train loss {:.3} per image ({:.1}s)",
-            epoch + 1,
-            args.epochs,
-            loss_sum / batches.max(1) as f64,
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
-}
-
-/// Reconstruction error on the whole test set: binary cross-entropy summed per image
-/// and mean squared error per pixel, both averaged over the images, plus the mean KL
-/// divergence that `reconstruct` reports (the VAE's).
-fn test_error<D: Device<f32>>(
-    test: &MnistSplit,
-    dev: &D,
-    mut reconstruct: impl FnMut(Images<D>) -> (Images<D>, Option<f32>),
-) -> Result<(f64, f64, Option<f64>)> {
-    let loader = DataLoader::new(test, 500)?;
-    let (mut bce, mut squared, mut kl, mut images) = (0.0f64, 0.0f64, None, 0usize);
-    for batch in loader.epoch(0, dev) {
-        let x = batch?.inputs;
-        let n = x.shape().0;
-        let (y, batch_kl) = reconstruct(x.clone());
-        squared += x
-            .as_vec()
-            .iter()
-            .zip(y.as_vec())
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum::<f64>();
-        bce += scalar(&reconstruction_loss(y, x)) as f64 * n as f64;
-        if let Some(k) = batch_kl {
-            *kl.get_or_insert(0.0) += k as f64 * n as f64;
-        }
-        images += n;
-    }
-    let images = images.max(1) as f64;
-    Ok((
-        bce / images,
-        squared / (images * 784.0),
-        kl.map(|k| k / images),
-    ))
-}
-
 /// The first `SHOWN` test digits, as a batch.
 fn shown_digits<D: Device<f32>>(test: &MnistSplit, dev: &D) -> Result<Images<D>> {
     let mut values = vec![0.0f32; SHOWN * 784];
@@ -206,14 +115,30 @@ fn images_of<D: Device<f32>>(t: &Images<D>) -> Vec<Vec<f32>> {
     t.as_vec().chunks_exact(784).map(<[f32]>::to_vec).collect()
 }
 
+/// Prints the test figures of the last epoch (the trainer validates on the test set).
+fn print_test(history: &History) {
+    let Some(last) = history.records.last() else {
+        return;
+    };
+    let metric = |name: &str| last.metric(name).unwrap_or(f64::NAN);
+    match last.metric("valid_kl") {
+        Some(kl) => println!(
+            "test: reconstruction BCE {:.2} per image, MSE {:.4} per pixel, KL {kl:.2} per image",
+            metric("valid_reconstruction"),
+            metric("valid_mse")
+        ),
+        None => println!(
+            "test: reconstruction BCE {:.2} per image, MSE {:.4} per pixel",
+            last.valid_loss,
+            metric("valid_mse")
+        ),
+    }
+}
+
 fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mnist = Mnist::load(&args.data)?;
     let count = args.train_images.min(mnist.train.len());
     let train = Subset::new(&mnist.train, (0..count).collect())?;
-    std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
-        path: args.out.clone(),
-        source,
-    })?;
     let started = Instant::now();
     let digits = shown_digits(&mnist.test, &dev)?;
     let mut grid = ImageGrid::new(28, 28);
@@ -223,9 +148,25 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     } else {
         "reconstructions"
     };
+    // Pixels stay in [0, 1] (no normalisation): the decoder's sigmoid predicts them. The
+    // test set is the validation set: nothing is selected on it.
+    let train = DataLoader::new(&train, args.batch_size)?
+        .shuffle(args.seed)
+        .drop_last(true);
+    let test = DataLoader::new(&mnist.test, 500)?;
+    let config = TrainConfig {
+        epochs: args.epochs,
+        out_dir: Some(args.out.join(if args.vae { "vae" } else { "ae" })),
+        seed: args.seed,
+        ..Default::default()
+    };
+    let adam = AdamConfig {
+        lr: args.lr,
+        ..Default::default()
+    };
 
     if args.vae {
-        let mut model = ConvVae::<VAE_LATENT>::try_build_on_device(&dev).map_err(device_err)?;
+        let model = ConvVae::<VAE_LATENT>::try_build_on_device(&dev).map_err(device_err)?;
         println!(
             "{}\n\nConvVae<{VAE_LATENT}>: {} parameters; device {}: training on {count} images, \
              batch {}, Adam lr {}, beta {}\n",
@@ -236,42 +177,20 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             args.lr,
             args.beta
         );
-        let mut opt = Adam::new(
-            &model,
-            AdamConfig {
-                lr: args.lr,
-                ..Default::default()
-            },
-        );
-        let mut grads = model.alloc_grads();
-        fit(&args, &train, &dev, |x| {
-            let out = model.forward_mut(x.clone().traced(grads.clone()));
-            let loss = vae_loss(out, x, args.beta);
-            let value = scalar(&loss);
-            grads = loss.backward();
-            opt.update(&mut model, &grads).map_err(device_err)?;
-            model.zero_grads(&mut grads);
-            Ok(value)
-        })?;
-        let (bce, mse, kl) = test_error(&mnist.test, &dev, |x| {
-            // Evaluation decodes the mean code, z = mu.
-            let out = model.forward(x);
-            let kl = scalar(&kl_divergence(out.mu, out.log_var));
-            (out.reconstruction.realize(), Some(kl))
-        })?;
-        println!(
-            "test: reconstruction BCE {bce:.2} per image, MSE {mse:.4} per pixel, KL {:.2} \
-             per image",
-            kl.unwrap_or(0.0)
-        );
-        let shown: Images<D> = model.forward(digits).reconstruction.realize();
+        let optimizer = Adam::new(&model, adam);
+        let mut trainer = Trainer::new(model, optimizer, dev.clone())
+            .with_objective(VaeObjective { beta: args.beta })
+            .with_config(config);
+        trainer.fit(&train, &test)?;
+        print_test(trainer.history());
+        // Evaluation decodes the mean code, z = mu.
+        let shown: Images<D> = trainer.model.forward(digits).reconstruction.realize();
         grid.push_row("reconstructions", images_of(&shown))?;
         let z: Tensor<(usize, Const<VAE_LATENT>), f32, _> = dev.sample_normal_like(&(SHOWN, Const));
-        let samples: Images<D> = model.decoder.forward(z).realize();
+        let samples: Images<D> = trainer.model.decoder.forward(z).realize();
         grid.push_row("samples z ~ N(0, I)", images_of(&samples))?;
     } else {
-        let mut model =
-            ConvAutoencoder::<AE_LATENT>::try_build_on_device(&dev).map_err(device_err)?;
+        let model = ConvAutoencoder::<AE_LATENT>::try_build_on_device(&dev).map_err(device_err)?;
         println!(
             "{}\n\nConvAutoencoder<{AE_LATENT}>: {} parameters; device {}: training on {count} \
              images, batch {}, Adam lr {}\n",
@@ -281,26 +200,13 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             args.batch_size,
             args.lr
         );
-        let mut opt = Adam::new(
-            &model,
-            AdamConfig {
-                lr: args.lr,
-                ..Default::default()
-            },
-        );
-        let mut grads = model.alloc_grads();
-        fit(&args, &train, &dev, |x| {
-            let y = model.forward_mut(x.clone().traced(grads.clone()));
-            let loss = reconstruction_loss(y, x);
-            let value = scalar(&loss);
-            grads = loss.backward();
-            opt.update(&mut model, &grads).map_err(device_err)?;
-            model.zero_grads(&mut grads);
-            Ok(value)
-        })?;
-        let (bce, mse, _) = test_error(&mnist.test, &dev, |x| (model.forward(x).realize(), None))?;
-        println!("test: reconstruction BCE {bce:.2} per image, MSE {mse:.4} per pixel");
-        let shown: Images<D> = model.forward(digits).realize();
+        let optimizer = Adam::new(&model, adam);
+        let mut trainer = Trainer::new(model, optimizer, dev.clone())
+            .with_objective(AutoencoderObjective)
+            .with_config(config);
+        trainer.fit(&train, &test)?;
+        print_test(trainer.history());
+        let shown: Images<D> = trainer.model.forward(digits).realize();
         grid.push_row("reconstructions", images_of(&shown))?;
     }
 
@@ -311,9 +217,13 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     grid.write_svg(&svg)?;
     grid.write_png(&png)?;
     println!(
-        "\npicture: {} (and {})\ntotal time {:.1}s",
+        "\npicture: {} (and {})\ncurves and metrics: {}\ntotal time {:.1}s",
         png.display(),
         svg.display(),
+        args.out
+            .join(if args.vae { "vae" } else { "ae" })
+            .join("curves.png")
+            .display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -1,36 +1,42 @@
 //! A character-level LSTM language model on four Shakespeare tragedies (`data/text`): it reads
-//! 64 characters at a time and learns to predict each next one. Prints the training loss and the
-//! held-out loss and perplexity per epoch, then samples text with temperature.
+//! 64 characters at a time and learns to predict each next one, trained by the `Trainer` with
+//! the `LanguageModeling` objective. Prints the training and held-out loss per epoch (curves in
+//! `runs/char_rnn`), the held-out perplexity, then samples text with temperature.
 //!
 //! ```text
 //! cargo run --release --example char_rnn -- [--epochs N] [--batch-size B] [--lr LR]
-//!     [--text FILE] [--prompt TEXT] [--length N] [--temperature T] [--seed S]
+//!     [--text FILE] [--prompt TEXT] [--length N] [--temperature T] [--out DIR] [--seed S]
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shapesafe::data::{data_dir, CharText, SHAKESPEARE_FILE};
+use shapesafe::data::{data_dir, CharText, TextLoader, SHAKESPEARE_FILE};
 use shapesafe::device::DeviceKind;
-use shapesafe::nn::loss::cross_entropy;
-use shapesafe::optim::clip_grad_norm;
+use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
+use shapesafe::train::{LanguageModeling, TrainConfig, Trainer};
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// One-hot width: the shipped text's 70 distinct characters (a text with more is refused
-/// with both numbers; one with fewer leaves columns unused).
+/// Vocabulary size: the shipped text's 70 distinct characters (a text with more is refused
+/// with both numbers; one with fewer leaves ids unused).
 const VOCAB: usize = 70;
+const EMBEDDING: usize = 64;
 const HIDDEN: usize = 256;
 /// Characters per training window (the length backpropagation runs through).
 const SEQUENCE: usize = 64;
 
-/// One-hot characters -> LSTM -> next-character logits at every step.
-type CharLstm = (Lstm<VOCAB, HIDDEN>, Linear<HIDDEN, VOCAB>);
+/// Character ids -> embedding -> LSTM -> next-character logits at every step.
+type CharLstm = (
+    Embedding<VOCAB, EMBEDDING>,
+    Lstm<EMBEDDING, HIDDEN>,
+    Linear<HIDDEN, VOCAB>,
+);
 type Model<D> = <CharLstm as BuildOnDevice<D, f32>>::Built;
 
-shapesafe::assert_shapes!(CharLstm: Rank2<SEQUENCE, VOCAB> => Rank2<SEQUENCE, VOCAB>);
+shapesafe::assert_shapes!(CharLstm: Rank1<SEQUENCE> => Rank2<SEQUENCE, VOCAB>);
 
 struct Args {
     epochs: usize,
@@ -40,12 +46,13 @@ struct Args {
     prompt: String,
     length: usize,
     temperature: f64,
+    out: PathBuf,
     seed: u64,
     device: DeviceKind,
 }
 
 const USAGE: &str = "usage: char_rnn [--epochs N] [--batch-size B] [--lr LR] [--text FILE] \
-[--prompt TEXT] [--length N] [--temperature T] [--seed S] [--device cpu|cuda|cuda:N]";
+[--prompt TEXT] [--length N] [--temperature T] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -56,6 +63,7 @@ fn parse_args() -> Result<Args> {
         prompt: "Ham.\n".to_string(),
         length: 400,
         temperature: 0.7,
+        out: PathBuf::from("runs/char_rnn"),
         seed: 0,
         device: DeviceKind::Cpu,
     };
@@ -84,6 +92,7 @@ fn parse_args() -> Result<Args> {
                     .filter(|t: &f64| *t > 0.0)
                     .ok_or_else(|| bad("a number above 0"))?
             }
+            "--out" => args.out = PathBuf::from(value),
             "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
             "--device" => device = Some(value.parse()?),
             _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
@@ -98,18 +107,6 @@ fn device_error(e: impl std::fmt::Debug) -> Error {
     Error::Device(format!("{e:?}"))
 }
 
-/// Mean next-character cross-entropy (nats) of `model` over every window of `text`.
-fn evaluate<D: KernelDevice<f32>>(model: &Model<D>, text: &CharText, dev: &D) -> Result<f64> {
-    let (mut total, mut count) = (0.0, 0);
-    for windows in text.batches(SEQUENCE, 256, None, false)? {
-        let (x, y) = text.one_hot_batch::<SEQUENCE, VOCAB, _>(&windows, dev)?;
-        let loss = cross_entropy(model.forward(x), y);
-        total += f64::from(loss.as_vec()[0]) * windows.len() as f64;
-        count += windows.len();
-    }
-    Ok(total / count as f64)
-}
-
 /// Continues `prompt` by `length` characters, each drawn from the model's next-character
 /// distribution sharpened by `temperature` (below 1: safer, above 1: wilder).
 fn sample<D: KernelDevice<f32>>(
@@ -121,8 +118,18 @@ fn sample<D: KernelDevice<f32>>(
     rng: &mut StdRng,
     dev: &D,
 ) -> Result<String> {
-    let (lstm, head) = model;
-    let x = text.one_hot_sequence::<VOCAB, _>(&text.encode(prompt)?, dev)?;
+    let (embedding, lstm, head) = model;
+    let ids = |ids: Vec<usize>| {
+        let n = ids.len();
+        dev.try_tensor_from_vec(ids, (1, n)).map_err(device_error)
+    };
+    let prompt = text.encode(prompt)?;
+    if prompt.is_empty() {
+        return Err(Error::Usage(
+            "--prompt needs at least one character".to_string(),
+        ));
+    }
+    let x = embedding.forward(ids(prompt)?);
     // The state carries the whole history, so each later step feeds one character.
     let (out, mut state) = lstm.forward_with_state(x, None);
     let mut last = LastStep.forward(out);
@@ -146,7 +153,7 @@ fn sample<D: KernelDevice<f32>>(
             pick -= w;
         }
         generated.push(next);
-        let x = text.one_hot_sequence::<VOCAB, _>(&[next], dev)?;
+        let x = embedding.forward(ids(vec![next])?);
         let (out, new_state) = lstm.forward_with_state(x, Some(state));
         state = new_state;
         last = LastStep.forward(out);
@@ -165,74 +172,51 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
         train.len(),
         valid.len()
     );
-    println!("{}\n", Summary::of::<CharLstm, Rank2<SEQUENCE, VOCAB>>());
-    let mut model = CharLstm::try_build_on_device(&dev).map_err(device_error)?;
-    let mut optimizer = Adam::new(
+    println!("{}\n", Summary::of::<CharLstm, Rank1<SEQUENCE>>());
+    let model = CharLstm::try_build_on_device(&dev).map_err(device_error)?;
+    let optimizer = Adam::new(
         &model,
         AdamConfig {
             lr: args.lr,
             ..Default::default()
         },
     );
-    let mut grads = model.alloc_grads();
     println!(
         "device {}: windows of {SEQUENCE} characters, batch {}, Adam lr {}, {} epochs\n",
         args.device, args.batch_size, args.lr, args.epochs
     );
+    let config = TrainConfig {
+        epochs: args.epochs,
+        // Gradients through 64 LSTM steps can spike; PyTorch's char-RNNs clip them too.
+        clip_grad_norm: Some(1.0),
+        out_dir: Some(args.out.clone()),
+        seed: args.seed,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(model, optimizer, dev.clone())
+        .with_objective(LanguageModeling)
+        .with_config(config);
+    let train = TextLoader::<SEQUENCE, VOCAB>::new(&train, args.batch_size)?
+        .shuffle(args.seed)
+        .drop_last(true);
+    let valid = TextLoader::<SEQUENCE, VOCAB>::new(&valid, 256)?;
     let start = Instant::now();
-    for epoch in 1..=args.epochs {
-        let epoch_start = Instant::now();
-        let batches = train.batches(
-            SEQUENCE,
-            args.batch_size,
-            Some(args.seed + epoch as u64),
-            true,
-        )?;
-        let (mut total, mut seen) = (0.0, 0);
-        for (i, windows) in batches.iter().enumerate() {
-            let (x, y) = train.one_hot_batch::<SEQUENCE, VOCAB, _>(windows, &dev)?;
-            let logits = model.forward_mut(x.traced(grads));
-            let loss = cross_entropy(logits, y);
-            let value = f64::from(loss.as_vec()[0]);
-            if !value.is_finite() {
-                return Err(Error::NonFinite {
-                    epoch,
-                    step: i + 1,
-                    what: "loss".to_string(),
-                });
-            }
-            total += value;
-            seen += 1;
-            grads = loss.backward();
-            // Gradients through 64 LSTM steps can spike; PyTorch's char-RNNs clip them too.
-            clip_grad_norm(&model, &mut grads, 1.0)?;
-            optimizer.update(&mut model, &grads).map_err(device_error)?;
-            model.zero_grads(&mut grads);
-            if (i + 1) % 50 == 0 {
-                println!(
-                    "  epoch {epoch} batch {:>4}/{}  loss {:.4}",
-                    i + 1,
-                    batches.len(),
-                    total / seen as f64
-                );
-            }
-        }
-        let valid_loss = evaluate(&model, &valid, &dev)?;
+    trainer.fit(&train, &valid)?;
+    println!("\ntrained in {:.1} s", start.elapsed().as_secs_f64());
+    if let Some(last) = trainer.history().records.last() {
         println!(
-            "epoch {epoch:>2}/{}  train loss {:.4}  valid loss {:.4}  perplexity {:.2}  ({:.2} bits/char)  {:.1} s",
-            args.epochs,
-            total / seen as f64,
-            valid_loss,
-            valid_loss.exp(),
-            valid_loss / std::f64::consts::LN_2,
-            epoch_start.elapsed().as_secs_f64()
+            "held-out loss {:.4} nats/char, perplexity {:.2} ({:.2} bits/char); curves in {}\n",
+            last.valid_loss,
+            last.valid_loss.exp(),
+            last.valid_loss / std::f64::consts::LN_2,
+            args.out.join("curves.png").display()
         );
     }
-    println!("\ntrained in {:.1} s\n", start.elapsed().as_secs_f64());
+    let model = &trainer.model;
     let mut rng = StdRng::seed_from_u64(args.seed);
     for temperature in [args.temperature, 1.0] {
         let generated = sample(
-            &model,
+            model,
             &text,
             &args.prompt,
             args.length,

@@ -10,7 +10,7 @@ use shapesafe::data::{data_dir, random_split, DataLoader, Mnist, Normalize};
 use shapesafe::device::DeviceKind;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
-use shapesafe::train::{EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
+use shapesafe::train::{Classification, EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
 
@@ -95,12 +95,12 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
         epochs,
         schedule: LrSchedule::Exponential { gamma: 0.6 },
         early_stopping: Some(EarlyStopping::new(Monitor::ValidLoss, 2)),
-        top_k: 3,
         out_dir: Some(out.clone()),
         seed,
         ..Default::default()
     };
     let mut trainer = Trainer::new(model, optimizer, dev)
+        .with_objective(Classification::top(3))
         .with_config(config)
         .with_summary(Summary::of::<Mlp, Rank3<1, 28, 28>>());
     let train = DataLoader::new(&split[0], batch)?

@@ -136,6 +136,14 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// A device's error (dfdx's `CpuError`, `CudaError`, a module's `Error`) as
+    /// [`Error::Device`], for `map_err`.
+    pub(crate) fn device(e: impl std::fmt::Debug) -> Self {
+        Error::Device(format!("{e:?}"))
+    }
+}
+
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -526,3 +526,66 @@ fn tiny_vit_gradients_match_finite_differences() {
         fd,
     );
 }
+
+/// `try_attention_weights` against a plain f64 loop: per head, softmax of the scaled dot
+/// products of the projected queries and keys, masked keys at 0, averaged over the heads.
+#[test]
+fn attention_weights_match_a_plain_loop_and_respect_the_mask() {
+    const D: usize = 6;
+    const H: usize = 3;
+    let dev = TestDevice::seed_from_u64(11);
+    let mha = dev.build_module::<MultiHeadAttention<D, H>, f64>();
+    let q: Tensor<Rank3<2, 2, D>, f64, _> = dev.sample_normal();
+    let k: Tensor<Rank3<2, 4, D>, f64, _> = dev.sample_normal();
+    let pad = dev.tensor([[false, true, false, false], [false, false, false, true]]);
+    let got = mha
+        .try_attention_weights(q.clone(), k.clone(), Some(&pad), false)
+        .unwrap()
+        .as_vec();
+    let (w, b) = (mha.in_proj_weight.as_vec(), mha.in_proj_bias.as_vec());
+    let project = |x: &[f64], part: usize| -> Vec<f64> {
+        (0..D)
+            .map(|o| {
+                let row = part * D + o;
+                b[row] + (0..D).map(|i| w[row * D + i] * x[i]).sum::<f64>()
+            })
+            .collect()
+    };
+    let (qv, kv, mask) = (q.as_vec(), k.as_vec(), pad.as_vec());
+    let head = D / H;
+    let mut expected = Vec::new();
+    for item in 0..2 {
+        for i in 0..2 {
+            let qi = project(&qv[(item * 2 + i) * D..][..D], 0);
+            let mut average = [0.0f64; 4];
+            for h in 0..H {
+                let scores: Vec<f64> = (0..4)
+                    .map(|j| {
+                        let kj = project(&kv[(item * 4 + j) * D..][..D], 1);
+                        let dot: f64 = (0..head).map(|d| qi[h * head + d] * kj[h * head + d]).sum();
+                        if mask[item * 4 + j] {
+                            f64::NEG_INFINITY
+                        } else {
+                            dot / (head as f64).sqrt()
+                        }
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                for j in 0..4 {
+                    average[j] += (scores[j] - max).exp() / total / H as f64;
+                }
+            }
+            expected.extend(average);
+        }
+    }
+    assert_close("attention weights", &got, &expected, common::F64_TIGHT);
+    for (i, m) in mask.iter().enumerate() {
+        if *m {
+            assert_eq!(
+                (got[i % 4 + (i / 4) * 8], got[i % 4 + (i / 4) * 8 + 4]),
+                (0.0, 0.0)
+            );
+        }
+    }
+}

@@ -4,7 +4,9 @@ use shapesafe::data::{data_dir, random_split, DataLoader, Dataset, Mnist, Normal
 use shapesafe::device::DeviceKind;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
-use shapesafe::train::{save_atomic, EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
+use shapesafe::train::{
+    save_atomic, Classification, EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer,
+};
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
 
@@ -127,13 +129,13 @@ where
             gamma: args.lr_decay,
         },
         early_stopping: Some(EarlyStopping::new(Monitor::ValidLoss, args.patience)),
-        top_k: 3,
         out_dir: Some(args.out.clone()),
         seed: args.seed,
         clip_grad_norm: args.clip_grad_norm,
         ..Default::default()
     };
     let mut trainer = Trainer::new(model, optimizer, dev)
+        .with_objective(Classification::top(3))
         .with_config(config)
         .with_summary(Summary::of::<M, Rank3<1, 28, 28>>());
     if let Some(path) = &args.resume {

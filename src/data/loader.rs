@@ -206,7 +206,7 @@ impl<D: Dataset + ?Sized> std::fmt::Debug for DataLoader<'_, D> {
 }
 
 /// Domain tags, so the shuffle and the per-example streams never share a seed.
-const ORDER_STREAM: u64 = 0x6f72_6465_7200_0001;
+pub(crate) const ORDER_STREAM: u64 = 0x6f72_6465_7200_0001;
 const EXAMPLE_STREAM: u64 = 0x6578_616d_706c_6502;
 
 /// SplitMix64's finaliser: a bijection on `u64` that spreads every input bit over the output.
@@ -217,7 +217,8 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn derive_seed(parts: &[u64]) -> u64 {
+/// One seed from several, each part changing every bit of the result.
+pub(crate) fn derive_seed(parts: &[u64]) -> u64 {
     parts.iter().fold(0, |h, &p| mix(h ^ p))
 }
 

@@ -26,6 +26,7 @@
 //! # Ok::<(), shapesafe::Error>(())
 //! ```
 
+mod batches;
 mod dataset;
 mod digits;
 mod idx;
@@ -33,8 +34,10 @@ mod loader;
 mod mnist;
 mod subset;
 mod text;
+mod text_loader;
 mod transforms;
 
+pub use batches::Loader;
 pub use dataset::{Batchable, Dataset};
 pub use digits::{
     Digits, DIGITS_CLASSES, DIGITS_FILE, DIGITS_MAX_BYTES, DIGITS_MAX_VALUE, DIGITS_PIXELS,
@@ -51,6 +54,7 @@ pub use mnist::{
 };
 pub use subset::{random_split, train_test_split, SplitLength, Subset};
 pub use text::{CharText, SHAKESPEARE_FILE, TEXT_MAX_BYTES};
+pub use text_loader::{TextBatch, TextLoader};
 pub use transforms::{
     affine, Compose, Lambda, Normalize, RandomAffine, RandomCrop, RandomHorizontalFlip,
     RandomVerticalFlip, Transform,

@@ -1,6 +1,7 @@
 //! The model zoo: classic architectures as types, each with its shape contract asserted.
 
 pub mod autoencoder;
+mod autoencoder_objective;
 pub mod classic;
 pub mod lenet;
 pub mod mobilenet;
@@ -22,3 +23,4 @@ pub use autoencoder::{
     try_reparameterize, try_vae_loss, vae_loss, ConvAutoencoder, ConvDecoder, ConvEncoder,
     ConvFeatures, ConvVae, VaeOutput,
 };
+pub use autoencoder_objective::{AutoencoderObjective, VaeObjective};

@@ -319,27 +319,10 @@ where
         let (batch, s1, _) = *q.shape();
         let s2 = k.shape().1;
         let head_dim = D_MODEL / HEADS;
-        let dev = q.device().clone();
-        let q = q
-            .try_reshape_like(&(batch, s1, HEADS, head_dim))?
-            .try_permute::<_, Axes4<0, 2, 1, 3>>()?;
-        let k = k
-            .try_reshape_like(&(batch, s2, HEADS, head_dim))?
-            .try_permute::<_, Axes4<0, 2, 3, 1>>()?;
         let v = v
             .try_reshape_like(&(batch, s2, HEADS, head_dim))?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?;
-
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let scores = q
-            .try_matmul(k)?
-            .try_mul(E::from(scale).unwrap_or(E::one()))?;
-        let shape = *scores.shape();
-        let scores = match additive_mask(&dev, shape, key_padding_mask, causal)? {
-            Some(mask) => scores.try_add(mask)?,
-            None => scores,
-        };
-        let weights = scores.try_softmax::<Axis<3>>()?;
+        let weights = self.head_weights(q, k, key_padding_mask, causal)?;
         let weights = if dropout > 0.0 {
             crate::kernels::dropout::try_dropout(weights, dropout)?
         } else {
@@ -349,6 +332,79 @@ where
             .try_matmul(v)?
             .try_permute::<_, Axes4<0, 2, 1, 3>>()?
             .try_reshape_like(&(batch, s1, Const::<D_MODEL>))
+    }
+
+    /// Each head's softmax of scaled, masked scores of projected queries over projected keys.
+    fn head_weights<B: Dim, S1: Dim, S2: Dim, T: Tape<E, D> + Merge<T>>(
+        &self,
+        q: Tensor<(B, S1, Const<D_MODEL>), E, D, T>,
+        k: Tensor<(B, S2, Const<D_MODEL>), E, D, T>,
+        key_padding_mask: Option<&Tensor<(B, S2), bool, D>>,
+        causal: bool,
+    ) -> Result<Tensor<(B, usize, S1, S2), E, D, T>, D::Err> {
+        let (batch, s1, _) = *q.shape();
+        let s2 = k.shape().1;
+        let head_dim = D_MODEL / HEADS;
+        let dev = q.device().clone();
+        let q = q
+            .try_reshape_like(&(batch, s1, HEADS, head_dim))?
+            .try_permute::<_, Axes4<0, 2, 1, 3>>()?;
+        let k = k
+            .try_reshape_like(&(batch, s2, HEADS, head_dim))?
+            .try_permute::<_, Axes4<0, 2, 3, 1>>()?;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let scores = q
+            .try_matmul(k)?
+            .try_mul(E::from(scale).unwrap_or(E::one()))?;
+        let shape = *scores.shape();
+        let scores = match additive_mask(&dev, shape, key_padding_mask, causal)? {
+            Some(mask) => scores.try_add(mask)?,
+            None => scores,
+        };
+        scores.try_softmax::<Axis<3>>()
+    }
+
+    /// The attention weights of `query` over `key`, averaged over the heads: PyTorch's
+    /// `mha(query, key, value, need_weights=True)[1]` (`average_attn_weights=True`). Row `i`
+    /// holds how much query `i` attends to each key; masked keys get 0.
+    ///
+    /// # Shapes
+    /// `query (B, S1, D_MODEL)`, `key (B, S2, D_MODEL)`, mask `(B, S2)` -> `(B, S1, S2)`.
+    ///
+    /// ```
+    /// use shapesafe::prelude::*;
+    /// let dev = Cpu::default();
+    /// let mha = dev.build_module::<MultiHeadAttention<8, 2>, f64>();
+    /// let q: Tensor<Rank3<1, 2, 8>, f64, _> = dev.sample_normal();
+    /// let k: Tensor<Rank3<1, 3, 8>, f64, _> = dev.sample_normal();
+    /// let pad = dev.tensor([[false, false, true]]);
+    /// let w = mha.try_attention_weights(q, k, Some(&pad), false)?.as_vec();
+    /// assert!((w[0] + w[1] - 1.0).abs() < 1e-12 && w[2] == 0.0);
+    /// # Ok::<(), CpuError>(())
+    /// ```
+    pub fn try_attention_weights<B: Dim, S1: Dim, S2: Dim>(
+        &self,
+        query: Tensor<(B, S1, Const<D_MODEL>), E, D>,
+        key: Tensor<(B, S2, Const<D_MODEL>), E, D>,
+        key_padding_mask: Option<&Tensor<(B, S2), bool, D>>,
+        causal: bool,
+    ) -> Result<Tensor<(B, S1, S2), E, D>, D::Err> {
+        let q = self.project(query, 0)?;
+        let k = self.project(key, 1)?;
+        self.projected_attention_weights(q, k, key_padding_mask, causal)
+    }
+
+    /// [`try_attention_weights`](Self::try_attention_weights) of queries and keys already
+    /// projected (as a generation cache holds them).
+    pub(crate) fn projected_attention_weights<B: Dim, S1: Dim, S2: Dim>(
+        &self,
+        q: Tensor<(B, S1, Const<D_MODEL>), E, D>,
+        k: Tensor<(B, S2, Const<D_MODEL>), E, D>,
+        key_padding_mask: Option<&Tensor<(B, S2), bool, D>>,
+        causal: bool,
+    ) -> Result<Tensor<(B, S1, S2), E, D>, D::Err> {
+        self.head_weights(q, k, key_padding_mask, causal)?
+            .try_mean::<_, Axis<1>>()
     }
 
     /// Attention of `query` over `key` and `value` (PyTorch's `mha(query, key, value,

@@ -35,6 +35,7 @@ pub struct DecoderCache<B: Dim, S2: Dim, const D_MODEL: usize, E: Dtype, D: Devi
     layers: Vec<LayerCache<B, S2, D_MODEL, E, D>>,
     memory_key_padding_mask: Option<Tensor<(B, S2), bool, D>>,
     len: usize,
+    record_cross_attention: bool,
 }
 
 /// One layer's part of a [`DecoderCache`].
@@ -44,6 +45,8 @@ struct LayerCache<B: Dim, S2: Dim, const D_MODEL: usize, E: Dtype, D: Device<E>>
     values: Option<Tensor<(B, usize, Const<D_MODEL>), E, D>>,
     memory_keys: Tensor<(B, S2, Const<D_MODEL>), E, D>,
     memory_values: Tensor<(B, S2, Const<D_MODEL>), E, D>,
+    /// The cross-attention weights of the steps recorded, averaged over the heads.
+    cross_weights: Option<Tensor<(B, usize, S2), E, D>>,
 }
 
 impl<B: Dim, S2: Dim, const D_MODEL: usize, E: Dtype, D: Device<E>>
@@ -57,6 +60,45 @@ impl<B: Dim, S2: Dim, const D_MODEL: usize, E: Dtype, D: Device<E>>
     /// Whether no position has been decoded yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// From the next step on, keeps every layer's cross-attention weights (what each new
+    /// position attends to in the memory), for [`Self::cross_attention`]. Off by default:
+    /// it costs one more product of the queries and the memory keys per layer and step.
+    ///
+    /// # Shapes
+    /// Not a layer: see [`Self::cross_attention`].
+    ///
+    /// ```
+    /// use shapesafe::prelude::*;
+    /// let dev = Cpu::default();
+    /// let decoder = dev.build_module::<TransformerDecoder<4, 2, 8, 1>, f64>();
+    /// let memory: Tensor<Rank3<1, 3, 4>, f64, _> = dev.sample_normal();
+    /// let pad = dev.tensor([[false, false, true]]);
+    /// let mut cache = decoder.try_start_generation(memory, Some(pad))?;
+    /// cache.record_cross_attention();
+    /// for _ in 0..2 {
+    ///     decoder.try_forward_step(dev.sample_normal::<Rank3<1, 1, 4>>(), &mut cache)?;
+    /// }
+    /// let w = cache.cross_attention(0).unwrap();
+    /// assert_eq!(w.shape().concrete(), [1, 2, 3]);
+    /// let w = w.as_vec();
+    /// assert!((w[0] + w[1] - 1.0).abs() < 1e-12 && w[2] == 0.0);
+    /// # Ok::<(), CpuError>(())
+    /// ```
+    pub fn record_cross_attention(&mut self) {
+        self.record_cross_attention = true;
+    }
+
+    /// Layer `layer`'s cross-attention weights of every step decoded since
+    /// [`Self::record_cross_attention`], averaged over the heads (PyTorch's
+    /// `average_attn_weights=True`): row `t` of an item is how much step `t` attended to
+    /// each memory position. `None` before the first recorded step or past the last layer.
+    ///
+    /// # Shapes
+    /// `(B, steps, S2)`.
+    pub fn cross_attention(&self, layer: usize) -> Option<&Tensor<(B, usize, S2), E, D>> {
+        self.layers.get(layer)?.cross_weights.as_ref()
     }
 }
 
@@ -82,6 +124,7 @@ where
             values: None,
             memory_keys: self.multihead_attn.project(memory.clone(), 1)?,
             memory_values: self.multihead_attn.project(memory.clone(), 2)?,
+            cross_weights: None,
         })
     }
 
@@ -117,12 +160,23 @@ where
     fn cached_cross<B: Dim, S2: Dim>(
         &self,
         h: Tensor<(B, Const<1>, Const<D_MODEL>), E, D>,
-        cache: &LayerCache<B, S2, D_MODEL, E, D>,
+        cache: &mut LayerCache<B, S2, D_MODEL, E, D>,
         memory_key_padding_mask: Option<&Tensor<(B, S2), bool, D>>,
+        record: bool,
     ) -> Result<Tensor<(B, Const<1>, Const<D_MODEL>), E, D>, D::Err> {
         let mha = &self.multihead_attn;
         let q = mha.project(h, 0)?;
         let keys = cache.memory_keys.clone();
+        if record {
+            let mask = memory_key_padding_mask;
+            let step = mha.projected_attention_weights(q.clone(), keys.clone(), mask, false)?;
+            let (batch, _, s2) = *step.shape();
+            let step = step.try_reshape_like(&(batch, 1usize, s2))?;
+            cache.cross_weights = Some(match cache.cross_weights.take() {
+                Some(old) => (old, step).try_concat_along(Axis::<1>)?,
+                None => step,
+            });
+        }
         let values = cache.memory_values.clone();
         let tokens = mha.attend_projected(q, keys, values, memory_key_padding_mask, false, 0.0)?;
         mha.out_project(tokens)
@@ -135,19 +189,20 @@ where
         x: Tensor<(B, Const<1>, Const<D_MODEL>), E, D>,
         cache: &mut LayerCache<B, S2, D_MODEL, E, D>,
         memory_key_padding_mask: Option<&Tensor<(B, S2), bool, D>>,
+        record: bool,
     ) -> Result<Tensor<(B, Const<1>, Const<D_MODEL>), E, D>, D::Err> {
         let mask = memory_key_padding_mask;
         if NORM_FIRST {
             let h = self.norm1.norm3(x.clone())?;
             let x = self.cached_self_attention(h, cache)?.try_add(x)?;
             let h = self.norm2.norm3(x.clone())?;
-            let x = self.cached_cross(h, cache, mask)?.try_add(x)?;
+            let x = self.cached_cross(h, cache, mask, record)?.try_add(x)?;
             let h = self.norm3.norm3(x.clone())?;
             feed_forward(&self.linear1, &self.linear2, h, 0.0)?.try_add(x)
         } else {
             let h = self.cached_self_attention(x.clone(), cache)?;
             let x = self.norm1.add_norm3(h, Some(x))?;
-            let h = self.cached_cross(x.clone(), cache, mask)?;
+            let h = self.cached_cross(x.clone(), cache, mask, record)?;
             let x = self.norm2.add_norm3(h, Some(x))?;
             let h = feed_forward(&self.linear1, &self.linear2, x.clone(), 0.0)?;
             self.norm3.add_norm3(h, Some(x))
@@ -198,6 +253,7 @@ where
             layers,
             memory_key_padding_mask,
             len: 0,
+            record_cross_attention: false,
         })
     }
 
@@ -230,7 +286,7 @@ where
         let mask = cache.memory_key_padding_mask.as_ref();
         let mut x = tgt;
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = layer.step(x, layer_cache, mask)?;
+            x = layer.step(x, layer_cache, mask, cache.record_cross_attention)?;
         }
         cache.len += 1;
         Ok(x)

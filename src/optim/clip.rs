@@ -2,7 +2,6 @@
 
 use crate::optim::cpu;
 use crate::optim::params::{set_grad, walk_grads, GradVisitor};
-use crate::optim::state::device_error;
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::{Device, Dtype, Gradients, Shape, SumTo, Tensor};
@@ -88,7 +87,7 @@ where
         )));
     }
     let mut sum = SumOfSquares { total: 0.0 };
-    walk_grads(model, &*grads, &mut sum).map_err(device_error)?;
+    walk_grads(model, &*grads, &mut sum).map_err(Error::device)?;
     let norm = sum.total.sqrt();
     let factor = max_norm / (norm + 1e-6);
     // PyTorch clamps the factor to at most 1 and always multiplies; multiplying by exactly
@@ -97,7 +96,7 @@ where
         let mut scale = Scale {
             factor: crate::optim::params::scalar::<E>(factor),
         };
-        walk_grads(model, grads, &mut scale).map_err(device_error)?;
+        walk_grads(model, grads, &mut scale).map_err(Error::device)?;
     }
     Ok(norm)
 }
@@ -191,7 +190,7 @@ where
         total: None,
         found: false,
     };
-    walk_grads(model, grads, &mut any).map_err(device_error)?;
+    walk_grads(model, grads, &mut any).map_err(Error::device)?;
     let nan_total = any.total.map(value).is_some_and(f64::is_nan);
     if any.found || nan_total {
         search_non_finite(model, grads)
@@ -209,7 +208,7 @@ where
     D: Device<E>,
 {
     let mut search = FirstNonFinite { found: None };
-    walk_grads(model, grads, &mut search).map_err(device_error)?;
+    walk_grads(model, grads, &mut search).map_err(Error::device)?;
     Ok(search.found)
 }
 

@@ -2,8 +2,7 @@
 //! for looking at what a step computed.
 
 use crate::optim::params::{walk_grads, GradVisitor};
-use crate::optim::state::device_error;
-use crate::Result;
+use crate::{Error, Result};
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::{Device, Dtype, Gradients, HasShape, Shape, Tensor};
 
@@ -47,7 +46,7 @@ where
     D: Device<E>,
 {
     let mut collect = Collect(Vec::new());
-    walk_grads(model, grads, &mut collect).map_err(device_error)?;
+    walk_grads(model, grads, &mut collect).map_err(Error::device)?;
     Ok(collect.0)
 }
 

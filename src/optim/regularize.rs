@@ -11,7 +11,6 @@
 //! PyTorch parameter group with `weight_decay` does.
 
 use crate::optim::params::{scalar, set_grad, walk_grads, GradVisitor};
-use crate::optim::state::device_error;
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::{Device, Dtype, Gradients, HasShape, Shape, Tensor};
@@ -75,7 +74,7 @@ where
         penalty,
         lambda: scalar::<E>(lambda),
     };
-    walk_grads(model, grads, &mut visitor).map_err(device_error)
+    walk_grads(model, grads, &mut visitor).map_err(Error::device)
 }
 
 /// Adds the gradient of the L2 penalty `lambda / 2 * ||w||^2` to every trainable

@@ -205,10 +205,6 @@ pub(crate) fn state_error(reason: String) -> Error {
     }
 }
 
-pub(crate) fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Device(format!("{e:?}"))
-}
-
 /// What a buffer starts as before a parameter's first update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Init {
@@ -514,7 +510,7 @@ impl<E: Dtype, D: Device<E>> ParamStates<E, D> {
                     });
                 }
                 let dev = self.device.clone().unwrap_or_default();
-                buffers.push(Buffer::new(&dev, values, self.host()).map_err(device_error)?);
+                buffers.push(Buffer::new(&dev, values, self.host()).map_err(Error::device)?);
                 used_tensors.insert(key);
             }
             let mut step = 0;

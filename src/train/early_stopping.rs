@@ -5,8 +5,50 @@
 pub enum Monitor {
     /// Validation loss; lower is better.
     ValidLoss,
-    /// Validation accuracy; higher is better.
+    /// Validation accuracy (the objective's `accuracy`); higher is better.
     ValidAccuracy,
+    /// Another validation metric the objective reports, by name without the `valid_`
+    /// prefix (`"kl"`, `"top5_accuracy"`, ...).
+    ValidMetric {
+        /// The metric's name.
+        name: &'static str,
+        /// Whether larger values are better.
+        higher_is_better: bool,
+    },
+}
+
+impl Monitor {
+    /// The watched value in `record`; `None` if the epoch did not report it.
+    ///
+    /// # Shapes
+    /// Not a layer: one number per epoch.
+    ///
+    /// ```
+    /// use shapesafe::train::{EpochRecord, Monitor};
+    /// let r = EpochRecord { epoch: 1, lr: 0.1, train_loss: 0.5, valid_loss: 0.4, seconds: 1.0,
+    ///     metrics: vec![("valid_kl".into(), 3.0)] };
+    /// assert_eq!(Monitor::ValidLoss.value(&r), Some(0.4));
+    /// assert_eq!(Monitor::ValidMetric { name: "kl", higher_is_better: false }.value(&r), Some(3.0));
+    /// assert_eq!(Monitor::ValidAccuracy.value(&r), None);
+    /// ```
+    pub fn value(&self, record: &super::EpochRecord) -> Option<f64> {
+        match self {
+            Monitor::ValidLoss => Some(record.valid_loss),
+            Monitor::ValidAccuracy => record.metric("valid_accuracy"),
+            Monitor::ValidMetric { name, .. } => record.metric(&format!("valid_{name}")),
+        }
+    }
+
+    /// Whether larger values of the watched metric are better.
+    pub fn higher_is_better(&self) -> bool {
+        match self {
+            Monitor::ValidLoss => false,
+            Monitor::ValidAccuracy => true,
+            Monitor::ValidMetric {
+                higher_is_better, ..
+            } => *higher_is_better,
+        }
+    }
 }
 
 /// Stops training when the monitored metric has not improved by `min_delta` for
@@ -63,10 +105,10 @@ impl EarlyStopping {
 
     /// Records `value` for `epoch`.
     pub fn update(&mut self, epoch: usize, value: f64) -> StopDecision {
-        let better = match (self.best, self.monitor) {
-            (None, _) => true,
-            (Some((_, best)), Monitor::ValidLoss) => value < best - self.min_delta,
-            (Some((_, best)), Monitor::ValidAccuracy) => value > best + self.min_delta,
+        let better = match self.best {
+            None => true,
+            Some((_, best)) if self.monitor.higher_is_better() => value > best + self.min_delta,
+            Some((_, best)) => value < best - self.min_delta,
         };
         if better {
             self.best = Some((epoch, value));

@@ -1,6 +1,9 @@
-//! A small SVG line-chart writer for training curves; it needs no fonts or system libraries.
+//! A small SVG line-chart writer for training curves (it needs no fonts or system libraries),
+//! and the SVG-to-PNG rendering every picture of the crate goes through.
 
+use crate::{Error, Result};
 use std::fmt::Write;
+use std::path::Path;
 
 /// One line of a chart.
 #[derive(Clone, Debug)]
@@ -79,7 +82,8 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
         .collect()
 }
 
-fn escape(s: &str) -> String {
+/// `s` with the characters SVG text cannot hold as they are escaped.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -240,6 +244,68 @@ fn trim(v: f64) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Renders an SVG document to a PNG at `path` when the system has a font for its text;
+/// returns whether it wrote the file (without fonts the SVG is the picture).
+///
+/// # Errors
+/// [`Error::Io`] naming `path` if the SVG does not parse, has no pixels, or cannot be
+/// written.
+///
+/// # Shapes
+/// Not a layer: the PNG has the SVG's size in pixels.
+///
+/// ```
+/// let doc = r#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="2"><rect width="4" height="2" fill="red"/></svg>"#;
+/// let path = std::env::temp_dir().join(format!("shapesafe-doc-png-{}.png", std::process::id()));
+/// if shapesafe::train::plot::write_png(doc, &path)? {
+///     assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
+///     std::fs::remove_file(&path).unwrap();
+/// }
+/// # Ok::<(), shapesafe::Error>(())
+/// ```
+pub fn write_png(svg: &str, path: impl AsRef<Path>) -> Result<bool> {
+    let path = path.as_ref();
+    let fail = |why: String| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(why),
+    };
+    let mut options = resvg::usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // The SVG asks for "sans-serif", which fontdb maps to Arial: point it at a sans
+    // face this system has (DejaVu Sans on Debian), or any face at all.
+    let families: Vec<String> = fonts
+        .faces()
+        .flat_map(|face| face.families.iter().map(|(name, _)| name.clone()))
+        .collect();
+    let family = families
+        .iter()
+        .find(|f| f.contains("Sans") && !f.contains("Mono"))
+        .or(families.first());
+    match family {
+        Some(family) => fonts.set_sans_serif_family(family.clone()),
+        None => return Ok(false),
+    }
+    let tree = resvg::usvg::Tree::from_str(svg, &options)
+        .map_err(|e| fail(format!("the picture does not parse as SVG: {e}")))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| fail("the picture has no pixels".to_string()))?;
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    let png = pixmap
+        .encode_png()
+        .map_err(|e| fail(format!("PNG encoding failed: {e}")))?;
+    std::fs::write(path, png).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(true)
 }
 
 #[cfg(test)]

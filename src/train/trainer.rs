@@ -1,12 +1,11 @@
-//! `Trainer`: the classifier training loop with validation, metrics, schedules,
-//! clipping, regularization, early stopping, progress, curves and checkpoints.
+//! `Trainer`: the training loop for any model and [`Objective`], with validation, metrics,
+//! schedules, clipping, regularization, early stopping, progress, curves and checkpoints.
 
 use super::{
-    argmax, in_top_k, load_checkpoint, load_weights, save_atomic, save_checkpoint, ConfusionMatrix,
-    EarlyStopping, EpochRecord, History, LearningRate, LrSchedule, TrainingState,
+    load_checkpoint, load_weights, save_atomic, save_checkpoint, Classification, EarlyStopping,
+    EpochRecord, History, LearningRate, LrSchedule, Metrics, Objective, Report, TrainingState,
 };
-use crate::data::{Batchable, DataLoader, Dataset};
-use crate::nn::loss::cross_entropy;
+use crate::data::{Batchable, DataLoader, Dataset, Loader};
 use crate::optim::{add_l1, add_l2, clip_grad_norm, first_non_finite_grad, OptimizerState};
 use crate::shape::Summary;
 use crate::{Error, Result};
@@ -17,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How [`Trainer::fit`] trains. `Default` is 10 epochs at a constant rate, no
-/// clipping or regularization, no early stopping, top-5 accuracy, progress bars on.
+/// clipping or regularization, no early stopping, progress bars on.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
     /// Epochs to train (early stopping may end sooner).
@@ -32,8 +31,6 @@ pub struct TrainConfig {
     pub l2: f64,
     /// Stop when a validation metric stops improving.
     pub early_stopping: Option<EarlyStopping>,
-    /// The k of the top-k validation accuracy.
-    pub top_k: usize,
     /// Draw progress bars (on a terminal only).
     pub progress: bool,
     /// Where `metrics.csv`, `curves.svg` (and `curves.png` where the system has fonts) and
@@ -52,7 +49,6 @@ impl Default for TrainConfig {
             l1: 0.0,
             l2: 0.0,
             early_stopping: None,
-            top_k: 5,
             progress: true,
             out_dir: None,
             seed: 0,
@@ -60,49 +56,52 @@ impl Default for TrainConfig {
     }
 }
 
-/// Loss and metrics of a model over a whole loader.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Report {
-    /// Mean cross-entropy per example.
-    pub loss: f64,
-    /// Top-1 accuracy.
-    pub accuracy: f64,
-    /// Top-k accuracy, with the `k` the trainer was configured with.
-    pub top_k_accuracy: f64,
-    /// Actual against predicted labels.
-    pub confusion: ConfusionMatrix,
-}
-
-/// Trains a classifier: `Trainer::new(model, optimizer, device).fit(&train, &valid)`.
+/// Trains any model on any [`Objective`]: `Trainer::new(model, optimizer, device)
+/// .fit(&train, &valid)` for a classifier, `.with_objective(...)` for anything else.
 ///
-/// PyTorch users know the loop from Lightning's `Trainer.fit` or burn's `Learner`:
-/// each epoch trains on every batch (cross-entropy on logits), then validates and
-/// records loss, accuracy and top-k; a non-finite loss or gradient stops the run
-/// with [`Error::NonFinite`] naming the step.
+/// PyTorch users know the loop from Lightning's `Trainer.fit` or burn's `Learner`: each
+/// epoch runs the objective's training step on every batch (backward, regularization,
+/// clipping, optimizer step), then its validation step on every validation batch, and
+/// records the losses and the objective's metrics; progress bars, `metrics.csv`, curves,
+/// checkpoints, learning-rate schedules and early stopping work the same for every
+/// objective. A non-finite loss or gradient stops the run with [`Error::NonFinite`]
+/// naming the step.
 ///
 /// # Shapes
-/// Inputs `(usize, ...D::Shape)` -> logits `(usize, D::Classes)`.
+/// Whatever the objective feeds the model: for the default [`Classification`], inputs
+/// `(usize, ...V::Shape)` -> logits `(usize, V::Classes)`.
 ///
 /// ```
 /// use shapesafe::prelude::*;
 /// use shapesafe::data::{DataLoader, MnistSplit};
-/// use shapesafe::train::{TrainConfig, Trainer};
+/// use shapesafe::train::{Regression, TrainConfig, Trainer};
 /// let split = MnistSplit::new(vec![0; 784 * 8], vec![1; 8]).unwrap();
 /// let dev = Cpu::default();
 /// let model = dev.build_module::<(Flatten, Linear<784, 10>), f32>();
 /// let opt = shapesafe::optim::Sgd::new(&model, SgdConfig { lr: 0.5, ..Default::default() });
 /// let config = TrainConfig { epochs: 3, progress: false, ..Default::default() };
-/// let mut trainer = Trainer::new(model, opt, dev).with_config(config);
+/// let mut trainer = Trainer::new(model, opt, dev.clone()).with_config(config.clone());
 /// let loader = DataLoader::new(&split, 4).unwrap();
 /// let history = trainer.fit(&loader, &loader).unwrap();
 /// assert_eq!(history.records.len(), 3);
-/// assert_eq!(history.records[2].valid_accuracy, 1.0);
+/// assert_eq!(history.records[2].metric("valid_accuracy"), Some(1.0));
+///
+/// // Regression on fixed batches: y = 2x.
+/// let model = dev.build_module::<Linear<1, 1>, f32>();
+/// let opt = shapesafe::optim::Sgd::new(&model, SgdConfig { lr: 0.1, ..Default::default() });
+/// let batches = vec![(dev.tensor([[1.0f32], [-1.0]]), dev.tensor([[2.0f32], [-2.0]]))];
+/// let config = TrainConfig { epochs: 100, ..config };
+/// let mut trainer = Trainer::new(model, opt, dev).with_objective(Regression).with_config(config);
+/// let history = trainer.fit(&batches, &batches).unwrap();
+/// assert!(history.records[99].valid_loss < 1e-6);
 /// ```
-pub struct Trainer<M, O, D> {
+pub struct Trainer<M, O, D, J = Classification> {
     /// The model being trained.
     pub model: M,
     /// Its optimizer.
     pub optimizer: O,
+    /// What is minimised and reported.
+    pub objective: J,
     /// How to train.
     pub config: TrainConfig,
     dev: D,
@@ -114,7 +113,7 @@ pub struct Trainer<M, O, D> {
     steps_done: usize,
 }
 
-impl<M, O, D> Trainer<M, O, D>
+impl<M, O, D> Trainer<M, O, D, Classification>
 where
     D: Device<f32>,
     M: TensorCollection<f32, D>
@@ -124,14 +123,16 @@ where
         + LoadFromSafetensors<f32, D>,
     O: Optimizer<M, D, f32> + LearningRate + OptimizerState,
 {
-    /// A trainer with the default [`TrainConfig`].
+    /// A classifier's trainer (objective [`Classification`] with top-5 accuracy) with the
+    /// default [`TrainConfig`].
     pub fn new(model: M, optimizer: O, dev: D) -> Self {
         Self {
             model,
             optimizer,
+            objective: Classification::default(),
             config: TrainConfig::default(),
             dev,
-            history: History::new(5),
+            history: History::new(),
             summary: None,
             base_lr: None,
             epochs_done: 0,
@@ -139,9 +140,50 @@ where
         }
     }
 
+    /// Cross-entropy, top-1 and top-k accuracy and the confusion matrix on `loader`.
+    ///
+    /// # Errors
+    /// A batch the loader cannot build, or a device failure.
+    pub fn evaluate<V>(&self, loader: &DataLoader<'_, V>) -> Result<Report>
+    where
+        V: Dataset,
+        M: Module<
+            Tensor<<V::Shape as Batchable>::Batched, f32, D>,
+            Output = Tensor<(usize, V::Classes), f32, D>,
+        >,
+    {
+        self.objective.report(&self.model, loader, &self.dev)
+    }
+}
+
+impl<M, O, D, J> Trainer<M, O, D, J>
+where
+    D: Device<f32>,
+    M: TensorCollection<f32, D>
+        + ZeroGrads<f32, D>
+        + Clone
+        + SaveToSafetensors<f32, D>
+        + LoadFromSafetensors<f32, D>,
+    O: Optimizer<M, D, f32> + LearningRate + OptimizerState,
+{
+    /// The same trainer minimising `objective` instead.
+    pub fn with_objective<J2>(self, objective: J2) -> Trainer<M, O, D, J2> {
+        Trainer {
+            model: self.model,
+            optimizer: self.optimizer,
+            objective,
+            config: self.config,
+            dev: self.dev,
+            history: self.history,
+            summary: self.summary,
+            base_lr: self.base_lr,
+            epochs_done: self.epochs_done,
+            steps_done: self.steps_done,
+        }
+    }
+
     /// Replaces the configuration.
     pub fn with_config(mut self, config: TrainConfig) -> Self {
-        self.history.top_k = config.top_k;
         self.config = config;
         self
     }
@@ -157,60 +199,42 @@ where
         &self.history
     }
 
-    /// Cross-entropy, top-1 and top-k accuracy and the confusion matrix on `loader`.
-    pub fn evaluate<V>(&self, loader: &DataLoader<'_, V>) -> Result<Report>
+    /// The objective's validation loss (mean per example) and metrics on every batch of
+    /// `loader`, without a tape.
+    ///
+    /// # Errors
+    /// A batch the loader cannot build, or what the objective reports.
+    pub fn validate<L>(&mut self, loader: &L) -> Result<(f64, Metrics)>
     where
-        V: Dataset,
-        M: Module<
-            Tensor<<V::Shape as Batchable>::Batched, f32, D>,
-            Output = Tensor<(usize, V::Classes), f32, D>,
-        >,
+        L: Loader<D>,
+        J: Objective<M, D, L::Batch>,
     {
-        let classes = <V::Classes as ConstDim>::SIZE;
-        let mut confusion = ConfusionMatrix::new(classes);
-        let (mut loss_sum, mut top_k, mut seen) = (0.0f64, 0usize, 0usize);
-        for batch in loader.epoch(0, &self.dev) {
+        let mut metrics = Metrics::new();
+        let mut loss = Metrics::new();
+        for batch in loader.batches(0, &self.dev) {
             let batch = batch?;
-            let logits = self
-                .model
-                .try_forward(batch.inputs)
-                .map_err(|e| Error::Device(format!("{e:?}")))?;
-            let values = logits.as_vec();
-            let n = batch.labels.len();
-            loss_sum += cross_entropy(logits, batch.targets).as_vec()[0] as f64 * n as f64;
-            for (row, &label) in values.chunks(classes).zip(&batch.labels) {
-                confusion.add(label, argmax(row).unwrap_or(0));
-                top_k += in_top_k(row, label, self.config.top_k) as usize;
-            }
-            seen += n;
+            let n = self.objective.examples(&batch) as f64;
+            let value = self
+                .objective
+                .validation_step(&self.model, batch, &mut metrics)?;
+            loss.add("loss", value * n, n);
         }
-        let n = seen.max(1) as f64;
-        Ok(Report {
-            loss: loss_sum / n,
-            accuracy: confusion.accuracy(),
-            top_k_accuracy: top_k as f64 / n,
-            confusion,
-        })
+        Ok((loss.mean("loss").unwrap_or(0.0), metrics))
     }
 
     /// Trains for the configured epochs (or until early stopping), validating after
     /// each; returns the history. After a [`Self::resume`], it continues where the
     /// checkpoint left off.
-    pub fn fit<Tr, Va>(
-        &mut self,
-        train: &DataLoader<'_, Tr>,
-        valid: &DataLoader<'_, Va>,
-    ) -> Result<&History>
+    ///
+    /// # Errors
+    /// A batch a loader cannot build, a non-finite loss or gradient
+    /// ([`Error::NonFinite`]), an early-stopping metric the objective does not report, a
+    /// device failure, or a file that cannot be written.
+    pub fn fit<Tr, Va>(&mut self, train: &Tr, valid: &Va) -> Result<&History>
     where
-        Tr: Dataset,
-        Va: Dataset,
-        M: ModuleMut<
-                Tensor<<Tr::Shape as Batchable>::Batched, f32, D, OwnedTape<f32, D>>,
-                Output = Tensor<(usize, Tr::Classes), f32, D, OwnedTape<f32, D>>,
-            > + Module<
-                Tensor<<Va::Shape as Batchable>::Batched, f32, D>,
-                Output = Tensor<(usize, Va::Classes), f32, D>,
-            >,
+        Tr: Loader<D>,
+        Va: Loader<D>,
+        J: Objective<M, D, Tr::Batch> + Objective<M, D, Va::Batch>,
     {
         if let Some(summary) = &self.summary {
             println!("{summary}\n");
@@ -218,9 +242,8 @@ where
         let base_lr = *self.base_lr.get_or_insert(self.optimizer.learning_rate());
         let mut stopper = self.config.early_stopping.clone();
         let mut best_model: Option<M> = None;
-        let classes = <Tr::Classes as ConstDim>::SIZE;
         let dev = self.dev.clone();
-        let mut grads = self.model.try_alloc_grads().map_err(device_error)?;
+        let mut grads = self.model.try_alloc_grads().map_err(Error::device)?;
         if let Some(dir) = &self.config.out_dir {
             std::fs::create_dir_all(dir).map_err(|source| Error::Io {
                 path: dir.clone(),
@@ -232,17 +255,15 @@ where
             let lr = self.config.schedule.lr(base_lr, epoch);
             self.optimizer.set_learning_rate(lr);
             let start = Instant::now();
-            let bar = self.progress_bar(train.len() as u64, epoch);
-            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-            for batch in train.epoch(epoch as u64, &dev) {
+            let bar = self.progress_bar(train.num_batches() as u64, epoch);
+            let mut metrics = Metrics::new();
+            let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+            for batch in train.batches(epoch as u64, &dev) {
                 let batch = batch?;
-                let n = batch.labels.len();
-                let logits = self
-                    .model
-                    .try_forward_mut(batch.inputs.traced(grads))
-                    .map_err(device_error)?;
-                let values = logits.as_vec();
-                let loss = cross_entropy(logits, batch.targets);
+                let n = Objective::<M, D, Tr::Batch>::examples(&self.objective, &batch);
+                let loss =
+                    self.objective
+                        .training_step(&mut self.model, batch, grads, &mut metrics)?;
                 let loss_value = loss.as_vec()[0] as f64;
                 let step = self.steps_done + 1;
                 if !loss_value.is_finite() {
@@ -266,15 +287,10 @@ where
                     .map_err(|e| Error::Device(format!("optimizer: {e:?}")))?;
                 self.model
                     .try_zero_grads(&mut grads)
-                    .map_err(device_error)?;
+                    .map_err(Error::device)?;
                 self.steps_done = step;
 
                 loss_sum += loss_value * n as f64;
-                correct += values
-                    .chunks(classes)
-                    .zip(&batch.labels)
-                    .filter(|(row, &label)| argmax(row) == Some(label))
-                    .count();
                 seen += n;
                 if let Some(bar) = &bar {
                     bar.inc(1);
@@ -285,28 +301,34 @@ where
                 bar.finish_and_clear();
             }
             let seconds = start.elapsed().as_secs_f64();
-            let report = self.evaluate(valid)?;
+            let (valid_loss, valid_metrics) = self.validate(valid)?;
+            let prefixed = |prefix: &'static str, m: &Metrics| {
+                m.means()
+                    .into_iter()
+                    .map(move |(name, v)| (format!("{prefix}{name}"), v))
+                    .collect::<Vec<_>>()
+            };
             let record = EpochRecord {
                 epoch: epoch + 1,
                 lr,
                 train_loss: loss_sum / seen.max(1) as f64,
-                train_accuracy: correct as f64 / seen.max(1) as f64,
-                valid_loss: report.loss,
-                valid_accuracy: report.accuracy,
-                valid_top_k: report.top_k_accuracy,
+                valid_loss,
                 seconds,
+                metrics: [
+                    prefixed("train_", &metrics),
+                    prefixed("valid_", &valid_metrics),
+                ]
+                .concat(),
             };
             println!(
-                "epoch {:>3}/{}  lr {:.2e}  train loss {:.4} acc {:.2}%  valid loss {:.4} acc {:.2}% top{} {:.2}%  {:.1} s ({:.0} ex/s)",
+                "epoch {:>3}/{}  lr {:.2e}  train loss {:.4}{}  valid loss {:.4}{}  {:.1} s ({:.0} ex/s)",
                 record.epoch,
                 self.config.epochs,
                 lr,
                 record.train_loss,
-                100.0 * record.train_accuracy,
+                show(&metrics),
                 record.valid_loss,
-                100.0 * record.valid_accuracy,
-                self.config.top_k,
-                100.0 * record.valid_top_k,
+                show(&valid_metrics),
                 seconds,
                 seen as f64 / seconds
             );
@@ -315,10 +337,19 @@ where
 
             let mut stop = false;
             if let Some(stopper) = stopper.as_mut() {
-                let value = match stopper.monitor {
-                    super::Monitor::ValidLoss => report.loss,
-                    super::Monitor::ValidAccuracy => report.accuracy,
-                };
+                let record = &self.history.records[self.history.records.len() - 1];
+                let value = stopper.monitor.value(record).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "early stopping watches {:?}, which this objective does not report \
+                         (it reports valid_loss and {:?})",
+                        stopper.monitor,
+                        valid_metrics
+                            .means()
+                            .into_iter()
+                            .map(|(n, _)| n)
+                            .collect::<Vec<_>>()
+                    ))
+                })?;
                 let decision = stopper.update(epoch + 1, value);
                 if decision.improved && stopper.restore_best {
                     best_model = Some(self.model.clone());
@@ -374,7 +405,7 @@ where
             self.base_lr = Some(lr);
         }
         if let Some(csv) = state.extra.get("history") {
-            self.history = History::from_csv(csv, self.config.top_k)?;
+            self.history = History::from_csv(csv)?;
         }
         if let Some(stopper) = self.config.early_stopping.as_mut() {
             let best_epoch = state.extra.get("best_epoch").and_then(|v| v.parse().ok());
@@ -447,6 +478,17 @@ where
     }
 }
 
-fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Device(format!("{e:?}"))
+/// `  accuracy 97.12%  kl 3.2100`: accuracies as percentages, the rest as they are.
+fn show(metrics: &Metrics) -> String {
+    metrics
+        .means()
+        .into_iter()
+        .map(|(name, v)| {
+            if name.ends_with("accuracy") {
+                format!(" {name} {:.2}%", 100.0 * v)
+            } else {
+                format!(" {name} {v:.4}")
+            }
+        })
+        .collect()
 }
