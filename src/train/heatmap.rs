@@ -10,8 +10,8 @@ const LABEL: f64 = 120.0;
 const TITLE: f64 = 28.0;
 const GAP: f64 = 24.0;
 
-/// One labelled matrix, drawn white (0) to dark blue (the largest value, or 1 for
-/// weights that sum to 1 per row); several stack into one picture with [`Heatmap::svg_of`].
+/// One labelled matrix, drawn from white (0) to dark blue (its largest value); several
+/// stack into one picture with [`Heatmap::svg_of`].
 ///
 /// PyTorch users draw attention maps with matplotlib's `imshow`; this needs no Python.
 ///
