@@ -34,6 +34,7 @@ pub struct DateLstmConfig {
 pub type LstmModel<D> = DateLstm<f32, D>;
 
 type Hidden<S, D, T> = Tensor<(usize, S, Const<HIDDEN>), f32, D, T>;
+type Embedded<S, D, T> = Tensor<(usize, S, Const<EMBEDDING>), f32, D, T>;
 
 fn device_error(e: impl std::fmt::Debug) -> Error {
     Error::Device(format!("{e:?}"))
@@ -131,7 +132,7 @@ impl<D: KernelDevice<f32>> LstmModel<D> {
         memory: Hidden<Const<SOURCE_LEN>, D, T>,
         padding: &SourcePadding<D>,
         steps: S,
-    ) -> Result<Tensor<(usize, S, Const<EMBEDDING>), f32, D, T>> {
+    ) -> Result<Embedded<S, D, T>> {
         let dev = padding.device().clone();
         let batch = memory.shape().0;
         let pads = padding.as_vec();

@@ -1,0 +1,326 @@
+//! A GPT-style character language model on four Shakespeare tragedies (`data/text`): token and
+//! learned position embeddings, pre-norm Transformer blocks with causal self-attention, a final
+//! layer norm and a linear head, trained by the `Trainer` with the `LanguageModeling` objective
+//! for a wall-clock budget (the same budget `char_rnn` needs for its 3 epochs), then sampled
+//! with temperature and top-k.
+//!
+//! ```text
+//! cargo run --release --example gpt -- [--seconds S] [--batch-size B] [--lr LR]
+//!     [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--out DIR] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
+//! ```
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use shapesafe::data::{data_dir, CharText, TextLoader, SHAKESPEARE_FILE};
+use shapesafe::device::DeviceKind;
+use shapesafe::optim::Adam;
+use shapesafe::prelude::*;
+use shapesafe::shape::SequenceDim;
+use shapesafe::train::{LanguageModeling, LrSchedule, TrainConfig, Trainer};
+use shapesafe::{Error, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The shipped text's 70 distinct characters.
+const VOCAB: usize = 70;
+/// Characters of context (the training window and the sampling window).
+const CONTEXT: usize = 64;
+const D_MODEL: usize = 64;
+const HEADS: usize = 4;
+const LAYERS: usize = 2;
+
+/// GPT-2's layout at a small size: pre-norm blocks (`NORM_FIRST`), causal attention.
+#[derive(CustomModule, Debug, Clone, Copy, Default)]
+#[built(CharGpt)]
+pub struct CharGptConfig {
+    embed: Embedding<VOCAB, D_MODEL>,
+    pos: LearnedPositionalEmbedding<CONTEXT, D_MODEL>,
+    blocks: TransformerEncoder<D_MODEL, HEADS, { 4 * D_MODEL }, LAYERS, true>,
+    norm: LayerNorm<D_MODEL>,
+    head: Linear<D_MODEL, VOCAB>,
+}
+
+type Model<D> = CharGpt<f32, D>;
+type Ids<S, D, T> = Tensor<(usize, S), usize, D, T>;
+type NextLogits<S, D, T> = Tensor<(usize, S, Const<VOCAB>), f32, D, T>;
+
+impl<S: SequenceDim, D: KernelDevice<f32>, T: Tape<f32, D> + Merge<T>> Module<Ids<S, D, T>>
+    for Model<D>
+{
+    type Output = NextLogits<S, D, T>;
+    type Error = D::Err;
+
+    /// Logits of the next character at every position, each seeing only the positions up
+    /// to itself. At most `CONTEXT` positions (the positional table panics past it).
+    fn try_forward(&self, ids: Ids<S, D, T>) -> std::result::Result<Self::Output, D::Err> {
+        let x = self.embed.try_forward(ids)?;
+        let x = self.pos.try_forward(x)?;
+        let x = self.blocks.try_forward_masked(x, None, true)?;
+        let x = self.norm.try_forward(x)?;
+        self.head.try_forward(x)
+    }
+}
+
+/// Training runs the same forward: the blocks' dropout is 0 (set at build), as in
+/// nanoGPT's small character model, so the fused attention kernel serves.
+impl<S: SequenceDim, D: KernelDevice<f32>, T: Tape<f32, D> + Merge<T>> ModuleMut<Ids<S, D, T>>
+    for Model<D>
+{
+    type Output = NextLogits<S, D, T>;
+    type Error = D::Err;
+
+    fn try_forward_mut(&mut self, ids: Ids<S, D, T>) -> std::result::Result<Self::Output, D::Err> {
+        self.try_forward(ids)
+    }
+}
+
+struct Args {
+    seconds: f64,
+    batch_size: usize,
+    lr: f64,
+    prompt: String,
+    length: usize,
+    temperature: f64,
+    top_k: usize,
+    out: PathBuf,
+    seed: u64,
+    device: DeviceKind,
+}
+
+const USAGE: &str = "usage: gpt [--seconds S] [--batch-size B] [--lr LR] [--prompt TEXT] \
+[--length N] [--temperature T] [--top-k K] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        seconds: 60.0,
+        batch_size: 32,
+        lr: 5e-3,
+        prompt: "Ham.\n".to_string(),
+        length: 400,
+        temperature: 0.8,
+        top_k: 10,
+        out: PathBuf::from("runs/gpt"),
+        seed: 0,
+        device: DeviceKind::Cpu,
+    };
+    let mut device = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
+        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
+        let positive = |v: f64| (v > 0.0 && v.is_finite()).then_some(v);
+        match flag.as_str() {
+            "--seconds" => {
+                args.seconds = value
+                    .parse()
+                    .ok()
+                    .and_then(positive)
+                    .ok_or_else(|| bad("a number above 0"))?
+            }
+            "--batch-size" => {
+                args.batch_size = value
+                    .parse()
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .ok_or_else(|| bad("a whole number above 0"))?
+            }
+            "--lr" => {
+                args.lr = value
+                    .parse()
+                    .ok()
+                    .and_then(positive)
+                    .ok_or_else(|| bad("a number above 0"))?
+            }
+            "--prompt" => args.prompt = value.replace("\\n", "\n"),
+            "--length" => args.length = value.parse().map_err(|_| bad("a whole number"))?,
+            "--temperature" => {
+                args.temperature = value
+                    .parse()
+                    .ok()
+                    .and_then(positive)
+                    .ok_or_else(|| bad("a number above 0"))?
+            }
+            "--top-k" => {
+                args.top_k = value
+                    .parse()
+                    .ok()
+                    .filter(|k| (1..=VOCAB).contains(k))
+                    .ok_or_else(|| bad(&format!("a whole number from 1 to {VOCAB}")))?
+            }
+            "--out" => args.out = PathBuf::from(value),
+            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--device" => device = Some(value.parse()?),
+            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
+        }
+    }
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
+    Ok(args)
+}
+
+fn device_error(e: impl std::fmt::Debug) -> Error {
+    Error::Device(format!("{e:?}"))
+}
+
+/// Continues `prompt` by `length` characters. Each is drawn from the `top_k` most likely
+/// next characters, their probabilities sharpened by `temperature`, given the last
+/// `CONTEXT` characters.
+///
+/// # Errors
+/// [`Error::Usage`] for an empty prompt or one with a character the text does not have
+/// (naming it), before anything is computed.
+fn sample<D: KernelDevice<f32>>(
+    model: &Model<D>,
+    text: &CharText,
+    prompt: &str,
+    length: usize,
+    (temperature, top_k): (f64, usize),
+    rng: &mut StdRng,
+    dev: &D,
+) -> Result<String> {
+    if prompt.is_empty() {
+        return Err(Error::Usage(
+            "--prompt needs at least one character".to_string(),
+        ));
+    }
+    let mut ids = Vec::with_capacity(prompt.len() + length);
+    for (i, c) in prompt.chars().enumerate() {
+        ids.push(text.encode_char(c).ok_or_else(|| {
+            Error::Usage(format!(
+                "--prompt has {c:?} at position {}, which the text never uses",
+                i + 1
+            ))
+        })?);
+    }
+    let start = ids.len();
+    for _ in 0..length {
+        // A prompt longer than the context is read from its last CONTEXT characters.
+        let window = &ids[ids.len().saturating_sub(CONTEXT)..];
+        let n = window.len();
+        let x = dev
+            .try_tensor_from_vec(window.to_vec(), (1, n))
+            .map_err(device_error)?;
+        let logits = model.try_forward(x).map_err(device_error)?.as_vec();
+        let last = &logits[(n - 1) * VOCAB..n * VOCAB][..text.vocab_size()];
+        let mut ranked: Vec<(usize, f32)> = last.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(top_k);
+        let max = ranked[0].1;
+        let weights: Vec<f64> = ranked
+            .iter()
+            .map(|&(_, l)| (f64::from(l - max) / temperature).exp())
+            .collect();
+        let mut pick = rng.gen::<f64>() * weights.iter().sum::<f64>();
+        let mut next = ranked[ranked.len() - 1].0;
+        for (&(id, _), w) in ranked.iter().zip(&weights) {
+            if pick < *w {
+                next = id;
+                break;
+            }
+            pick -= w;
+        }
+        ids.push(next);
+    }
+    text.decode(&ids[start..])
+}
+
+fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
+    let text = CharText::load(data_dir().join(SHAKESPEARE_FILE))?;
+    // The prompt is checked now, not after training.
+    if args.prompt.is_empty() {
+        return Err(Error::Usage(
+            "--prompt needs at least one character".to_string(),
+        ));
+    }
+    text.encode(&args.prompt)?;
+    let (train, valid) = text.split(0.9)?;
+    let mut model = CharGptConfig::try_build_on_device(&dev).map_err(device_error)?;
+    for block in &mut model.blocks.layers {
+        block.dropout = 0.0;
+    }
+    println!(
+        "CharGpt: {} parameters, context {CONTEXT}, {LAYERS} pre-norm blocks of width {D_MODEL}; \
+         device {}: training for {} s, batch {}, Adam lr {}\n",
+        model.num_trainable_params(),
+        args.device,
+        args.seconds,
+        args.batch_size,
+        args.lr
+    );
+    let optimizer = Adam::new(
+        &model,
+        AdamConfig {
+            lr: args.lr,
+            ..Default::default()
+        },
+    );
+    let mut trainer = Trainer::new(model, optimizer, dev.clone())
+        .with_objective(LanguageModeling)
+        .with_config(TrainConfig {
+            epochs: 0,
+            // A rate that shrinks each epoch: the budget buys only a handful.
+            schedule: LrSchedule::Exponential { gamma: 0.8 },
+            clip_grad_norm: Some(1.0),
+            out_dir: Some(args.out.clone()),
+            seed: args.seed,
+            ..Default::default()
+        });
+    let train = TextLoader::<CONTEXT, VOCAB>::new(&train, args.batch_size)?
+        .shuffle(args.seed)
+        .drop_last(true);
+    let valid = TextLoader::<CONTEXT, VOCAB>::new(&valid, 256)?;
+    // Whole epochs while the next one (as long as the last) still fits in the budget: each
+    // `fit` continues where the last stopped.
+    let start = Instant::now();
+    let mut last_epoch = 0.0;
+    while trainer.config.epochs == 0 || start.elapsed().as_secs_f64() + last_epoch <= args.seconds {
+        let epoch_start = Instant::now();
+        trainer.config.epochs += 1;
+        trainer.fit(&train, &valid)?;
+        last_epoch = epoch_start.elapsed().as_secs_f64();
+    }
+    if let Some(last) = trainer.history().records.last() {
+        println!(
+            "\ntrained {} epochs in {:.1} s: held-out loss {:.4} nats/char, perplexity {:.2} \
+             ({:.2} bits/char); curves in {}\n",
+            trainer.history().records.len(),
+            start.elapsed().as_secs_f64(),
+            last.valid_loss,
+            last.valid_loss.exp(),
+            last.valid_loss / std::f64::consts::LN_2,
+            args.out.join("curves.png").display()
+        );
+    }
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    for temperature in [args.temperature, 1.0] {
+        let generated = sample(
+            &trainer.model,
+            &text,
+            &args.prompt,
+            args.length,
+            (temperature, args.top_k),
+            &mut rng,
+            &dev,
+        )?;
+        println!(
+            "--- sample at temperature {temperature}, top-{} ---\n{}{generated}\n",
+            args.top_k, args.prompt
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    let on_device =
+        |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
+    if let Err(e) = parse_args().and_then(on_device) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
