@@ -152,10 +152,10 @@ impl<'a, const SEQUENCE: usize, const VOCAB: usize> TextLoader<'a, SEQUENCE, VOC
         Ok(TextBatch {
             inputs: dev
                 .try_tensor_from_vec(inputs, (n, Const))
-                .map_err(|e| Error::Device(format!("{e:?}")))?,
+                .map_err(Error::device)?,
             targets: dev
                 .try_tensor_from_vec(targets, (n, Const, Const))
-                .map_err(|e| Error::Device(format!("{e:?}")))?,
+                .map_err(Error::device)?,
             windows,
         })
     }
