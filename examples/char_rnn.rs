@@ -10,9 +10,10 @@
 //! ```
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use shapesafe::data::{data_dir, CharText, TextLoader, SHAKESPEARE_FILE};
 use shapesafe::device::DeviceKind;
+use shapesafe::nn::sample_logits;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::train::{LanguageModeling, TrainConfig, Trainer};
@@ -103,10 +104,6 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
-fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Device(format!("{e:?}"))
-}
-
 /// Continues `prompt` by `length` characters, each drawn from the model's next-character
 /// distribution sharpened by `temperature` (below 1: safer, above 1: wilder).
 fn sample<D: KernelDevice<f32>>(
@@ -121,7 +118,7 @@ fn sample<D: KernelDevice<f32>>(
     let (embedding, lstm, head) = model;
     let ids = |ids: Vec<usize>| {
         let n = ids.len();
-        dev.try_tensor_from_vec(ids, (1, n)).map_err(device_error)
+        dev.try_tensor_from_vec(ids, (1, n)).map_err(Error::device)
     };
     let prompt = text.encode(prompt)?;
     if prompt.is_empty() {
@@ -137,21 +134,8 @@ fn sample<D: KernelDevice<f32>>(
     for _ in 0..length {
         let logits = head.forward(last).as_vec();
         // Only the text's own characters can be drawn; the rest of VOCAB is padding.
-        let logits = &logits[..text.vocab_size()];
-        let max = logits.iter().copied().fold(f32::MIN, f32::max);
-        let weights: Vec<f64> = logits
-            .iter()
-            .map(|&l| ((f64::from(l - max)) / temperature).exp())
-            .collect();
-        let mut pick = rng.gen::<f64>() * weights.iter().sum::<f64>();
-        let mut next = weights.len() - 1;
-        for (i, w) in weights.iter().enumerate() {
-            if pick < *w {
-                next = i;
-                break;
-            }
-            pick -= w;
-        }
+        let next = sample_logits(&logits[..text.vocab_size()], temperature, None, rng)
+            .ok_or_else(|| Error::Usage(format!("cannot sample at temperature {temperature}")))?;
         generated.push(next);
         let x = embedding.forward(ids(vec![next])?);
         let (out, new_state) = lstm.forward_with_state(x, Some(state));
@@ -173,7 +157,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
         valid.len()
     );
     println!("{}\n", Summary::of::<CharLstm, Rank1<SEQUENCE>>());
-    let model = CharLstm::try_build_on_device(&dev).map_err(device_error)?;
+    let model = CharLstm::try_build_on_device(&dev).map_err(Error::device)?;
     let optimizer = Adam::new(
         &model,
         AdamConfig {

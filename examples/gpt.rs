@@ -11,9 +11,10 @@
 //! ```
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use shapesafe::data::{data_dir, CharText, TextLoader, SHAKESPEARE_FILE};
 use shapesafe::device::DeviceKind;
+use shapesafe::nn::sample_logits;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::shape::SequenceDim;
@@ -164,10 +165,6 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
-fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Device(format!("{e:?}"))
-}
-
 /// Continues `prompt` by `length` characters. Each is drawn from the `top_k` most likely
 /// next characters, their probabilities sharpened by `temperature`, given the last
 /// `CONTEXT` characters.
@@ -205,26 +202,11 @@ fn sample<D: KernelDevice<f32>>(
         let n = window.len();
         let x = dev
             .try_tensor_from_vec(window.to_vec(), (1, n))
-            .map_err(device_error)?;
-        let logits = model.try_forward(x).map_err(device_error)?.as_vec();
+            .map_err(Error::device)?;
+        let logits = model.try_forward(x).map_err(Error::device)?.as_vec();
         let last = &logits[(n - 1) * VOCAB..n * VOCAB][..text.vocab_size()];
-        let mut ranked: Vec<(usize, f32)> = last.iter().copied().enumerate().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        ranked.truncate(top_k);
-        let max = ranked[0].1;
-        let weights: Vec<f64> = ranked
-            .iter()
-            .map(|&(_, l)| (f64::from(l - max) / temperature).exp())
-            .collect();
-        let mut pick = rng.gen::<f64>() * weights.iter().sum::<f64>();
-        let mut next = ranked[ranked.len() - 1].0;
-        for (&(id, _), w) in ranked.iter().zip(&weights) {
-            if pick < *w {
-                next = id;
-                break;
-            }
-            pick -= w;
-        }
+        let next = sample_logits(last, temperature, Some(top_k), rng)
+            .ok_or_else(|| Error::Usage(format!("cannot sample at temperature {temperature}")))?;
         ids.push(next);
     }
     text.decode(&ids[start..])
@@ -240,7 +222,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     }
     text.encode(&args.prompt)?;
     let (train, valid) = text.split(0.9)?;
-    let mut model = CharGptConfig::try_build_on_device(&dev).map_err(device_error)?;
+    let mut model = CharGptConfig::try_build_on_device(&dev).map_err(Error::device)?;
     for block in &mut model.blocks.layers {
         block.dropout = 0.0;
     }

@@ -139,7 +139,15 @@ pub enum Error {
 impl Error {
     /// A device's error (dfdx's `CpuError`, `CudaError`, a module's `Error`) as
     /// [`Error::Device`], for `map_err`.
-    pub(crate) fn device(e: impl std::fmt::Debug) -> Self {
+    ///
+    /// # Shapes
+    /// Not about shapes: any error that prints with `{:?}`.
+    ///
+    /// ```
+    /// let e = shapesafe::Error::device(dfdx::tensor::CpuError::OutOfMemory);
+    /// assert!(matches!(e, shapesafe::Error::Device(m) if m == "OutOfMemory"));
+    /// ```
+    pub fn device(e: impl std::fmt::Debug) -> Self {
         Error::Device(format!("{e:?}"))
     }
 }

@@ -36,10 +36,6 @@ pub type LstmModel<D> = DateLstm<f32, D>;
 type Hidden<S, D, T> = Tensor<(usize, S, Const<HIDDEN>), f32, D, T>;
 type Embedded<S, D, T> = Tensor<(usize, S, Const<EMBEDDING>), f32, D, T>;
 
-fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Device(format!("{e:?}"))
-}
-
 /// `0` for a source character, `-inf` for padding, as an additive mask of the scores.
 fn additive_mask<D: KernelDevice<f32>>(
     padding: &SourcePadding<D>,
@@ -51,7 +47,7 @@ fn additive_mask<D: KernelDevice<f32>>(
         .map(|pad| if pad { f32::NEG_INFINITY } else { 0.0 })
         .collect();
     dev.try_tensor_from_vec(values, *padding.shape())
-        .map_err(device_error)
+        .map_err(Error::device)
 }
 
 impl<D: KernelDevice<f32>> LstmModel<D> {
@@ -61,11 +57,11 @@ impl<D: KernelDevice<f32>> LstmModel<D> {
         source: Tensor<(usize, Const<SOURCE_LEN>), usize, D, T>,
     ) -> Result<Hidden<Const<SOURCE_LEN>, D, T>> {
         let batch = source.shape().0;
-        let x = self.src_embed.try_forward(source).map_err(device_error)?;
+        let x = self.src_embed.try_forward(source).map_err(Error::device)?;
         let (memory, _) = self.encoder.forward_with_state(x, None);
         memory
             .try_reshape_like(&(batch, Const::<SOURCE_LEN>, Const::<HIDDEN>))
-            .map_err(device_error)
+            .map_err(Error::device)
     }
 
     /// Attention of the decoder states over the memory and the logits of each step, with
@@ -88,41 +84,41 @@ impl<D: KernelDevice<f32>> LstmModel<D> {
         let keys = self
             .score
             .try_forward(memory.clone().put_tape(memory_tape))
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let mask = mask
             .clone()
             .try_broadcast_like::<_, Axis<1>>(&(batch, steps, Const::<SOURCE_LEN>))
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let weights = states
             .clone()
             .put_tape(states_tape)
             .try_matmul(
                 keys.try_permute::<_, Axes3<0, 2, 1>>()
-                    .map_err(device_error)?,
+                    .map_err(Error::device)?,
             )
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .try_add(mask)
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .try_softmax::<Axis<2>>()
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let shown = weights.retaped::<NoneTape>();
         let context = weights
             .try_matmul(memory.retaped::<T>())
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let from_context = self
             .combine_context
             .try_forward(context)
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let from_state = self
             .combine_state
             .try_forward(states.retaped::<T>())
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let h = from_context
             .try_add(from_state)
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .try_tanh()
-            .map_err(device_error)?;
-        Ok((self.head.try_forward(h).map_err(device_error)?, shown))
+            .map_err(Error::device)?;
+        Ok((self.head.try_forward(h).map_err(Error::device)?, shown))
     }
 
     /// `bridge` of the mean encoder output over the source characters (not the padding),
@@ -146,20 +142,20 @@ impl<D: KernelDevice<f32>> LstmModel<D> {
             .collect();
         let weights: Tensor<(usize, Const<SOURCE_LEN>), f32, D> = dev
             .try_tensor_from_vec(weights, (batch, Const))
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let weights = weights
             .try_broadcast_like::<_, Axis<2>>(memory.shape())
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let mean = memory
             .try_mul(weights)
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .try_sum::<_, Axis<1>>()
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         self.bridge
             .try_forward(mean)
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .try_broadcast_like::<_, Axis<1>>(&(batch, steps, Const::<EMBEDDING>))
-            .map_err(device_error)
+            .map_err(Error::device)
     }
 
     fn run<T: Tape<f32, D> + Merge<T>>(
@@ -176,13 +172,13 @@ impl<D: KernelDevice<f32>> LstmModel<D> {
         let y = self
             .tgt_embed
             .try_forward(target_in)
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .try_add(summary)
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         let (states, _) = self.decoder.forward_with_state(y, None);
         let states = states
             .try_reshape_like(&(batch, Const::<TARGET_LEN>, Const::<HIDDEN>))
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         Ok(self.attend(states, memory, &additive_mask(padding)?)?.0)
     }
 }
@@ -224,19 +220,19 @@ impl<D: KernelDevice<f32>> Translator<D> for LstmModel<D> {
         for _ in 0..TARGET_LEN {
             let tokens = dev
                 .try_tensor_from_vec(previous.clone(), (batch, Const::<1>))
-                .map_err(device_error)?;
+                .map_err(Error::device)?;
             let y = self
                 .tgt_embed
                 .try_forward(tokens)
-                .map_err(device_error)?
+                .map_err(Error::device)?
                 .try_add(summary.clone())
-                .map_err(device_error)?;
+                .map_err(Error::device)?;
             // The LSTM's state carries the prefix: one step per output token.
             let (h, next_state) = self.decoder.forward_with_state(y, state);
             state = Some(next_state);
             let h = h
                 .try_reshape_like(&(batch, Const::<1>, Const::<HIDDEN>))
-                .map_err(device_error)?;
+                .map_err(Error::device)?;
             let (logits, step_weights) = self.attend(h, memory.clone(), &mask)?;
             let step_weights = step_weights.as_vec();
             for (i, row) in logits.as_vec().chunks(TARGET_VOCAB).enumerate() {

@@ -145,12 +145,11 @@ fn sources<D: KernelDevice<f32> + TensorFromVec<bool>>(
     let n = rows.len();
     let tokens: Vec<usize> = rows.iter().flatten().copied().collect();
     let padding: Vec<bool> = tokens.iter().map(|&t| t == 0).collect();
-    let device = |e: D::Err| Error::Device(format!("{e:?}"));
     Ok((
         dev.try_tensor_from_vec(tokens, (n, Const))
-            .map_err(device)?,
+            .map_err(Error::device)?,
         dev.try_tensor_from_vec(padding, (n, Const))
-            .map_err(device)?,
+            .map_err(Error::device)?,
     ))
 }
 
@@ -190,16 +189,15 @@ impl<D: KernelDevice<f32> + TensorFromVec<bool>> Loader<D> for DateLoader {
             for (i, token) in rows.iter().flat_map(|e| e.target_out).enumerate() {
                 target_out[i * TARGET_VOCAB + token] = 1.0;
             }
-            let device = |e: D::Err| Error::Device(format!("{e:?}"));
             Ok(DateBatch {
                 source,
                 padding,
                 target_in: dev
                     .try_tensor_from_vec(target_in, (n, Const))
-                    .map_err(device)?,
+                    .map_err(Error::device)?,
                 target_out: dev
                     .try_tensor_from_vec(target_out, (n, Const, Const))
-                    .map_err(device)?,
+                    .map_err(Error::device)?,
             })
         }))
     }
@@ -258,13 +256,12 @@ fn run<D: KernelDevice<f32> + TensorFromVec<bool>>(args: Args, dev: D) -> Result
     for e in train_examples.iter().take(4) {
         println!("{:>32}  ->  {}", e.human, e.iso);
     }
-    let device_error = |e: D::Err| Error::Device(format!("{e:?}"));
     if args.lstm {
-        let model = DateLstmConfig::try_build_on_device(&dev).map_err(device_error)?;
+        let model = DateLstmConfig::try_build_on_device(&dev).map_err(Error::device)?;
         fit_and_test("DateLstm", model, &args, &train, &valid_loader, test, dev)
     } else {
         let model = DateTransformerConfig::try_build_on_device(&dev)
-            .map_err(device_error)?
+            .map_err(Error::device)?
             .without_dropout();
         fit_and_test(
             "DateTransformer",

@@ -41,10 +41,6 @@ pub struct DateBatch<D: KernelDevice<f32>> {
     pub target_out: Logits<D, NoneTape>,
 }
 
-fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Device(format!("{e:?}"))
-}
-
 /// What the training objective and the evaluation need of a date translator.
 pub trait Translator<D: KernelDevice<f32>> {
     /// Teacher-forced logits of every target position, without dropout.
@@ -96,13 +92,13 @@ impl<D: KernelDevice<f32>> Model<D> {
         Tensor<(usize, Const<SOURCE_LEN>, Const<D_MODEL>), f32, D, T>,
         Tensor<(usize, Const<TARGET_LEN>, Const<D_MODEL>), f32, D, T>,
     )> {
-        let src = self.src_embed.try_forward(source).map_err(device_error)?;
-        let src = self.src_pos.try_forward(src).map_err(device_error)?;
+        let src = self.src_embed.try_forward(source).map_err(Error::device)?;
+        let src = self.src_pos.try_forward(src).map_err(Error::device)?;
         let tgt = self
             .tgt_embed
             .try_forward(target_in)
-            .map_err(device_error)?;
-        let tgt = self.tgt_pos.try_forward(tgt).map_err(device_error)?;
+            .map_err(Error::device)?;
+        let tgt = self.tgt_pos.try_forward(tgt).map_err(Error::device)?;
         Ok((src, tgt))
     }
 }
@@ -121,8 +117,8 @@ impl<D: KernelDevice<f32>> Translator<D> for Model<D> {
         let y = self
             .transformer
             .try_forward_masked(src, tgt, pad, None, pad, true)
-            .map_err(device_error)?;
-        self.head.try_forward(y).map_err(device_error)
+            .map_err(Error::device)?;
+        self.head.try_forward(y).map_err(Error::device)
     }
 
     /// [`Self::logits`] on the tape, with dropout, as in training.
@@ -137,8 +133,8 @@ impl<D: KernelDevice<f32>> Translator<D> for Model<D> {
         let y = self
             .transformer
             .try_forward_masked_mut(src, tgt, pad, None, pad, true)
-            .map_err(device_error)?;
-        self.head.try_forward(y).map_err(device_error)
+            .map_err(Error::device)?;
+        self.head.try_forward(y).map_err(Error::device)
     }
 
     /// Greedy decoding with the KV cache: each step embeds the previous output at its
@@ -152,40 +148,40 @@ impl<D: KernelDevice<f32>> Translator<D> for Model<D> {
     ) -> Result<(Vec<Vec<usize>>, Vec<f32>)> {
         let dev = source.device().clone();
         let batch = source.shape().0;
-        let src = self.src_embed.try_forward(source).map_err(device_error)?;
-        let src = self.src_pos.try_forward(src).map_err(device_error)?;
+        let src = self.src_embed.try_forward(source).map_err(Error::device)?;
+        let src = self.src_pos.try_forward(src).map_err(Error::device)?;
         let mut cache = self
             .transformer
             .try_start_generation(src, Some(padding))
-            .map_err(device_error)?;
+            .map_err(Error::device)?;
         cache.record_cross_attention();
         let mut previous = vec![BOS; batch];
         let mut outputs = vec![Vec::new(); batch];
         for step in 0..TARGET_LEN {
             let tokens = dev
                 .try_tensor_from_vec(previous.clone(), (batch, Const::<1>))
-                .map_err(device_error)?;
+                .map_err(Error::device)?;
             let position = self
                 .tgt_pos
                 .weight
                 .clone()
                 .try_slice((step..step + 1, ..))
-                .map_err(device_error)?
+                .map_err(Error::device)?
                 .try_reshape_like(&(Const::<1>, Const::<D_MODEL>))
-                .map_err(device_error)?
+                .map_err(Error::device)?
                 .try_broadcast_like(&(batch, Const::<1>, Const::<D_MODEL>))
-                .map_err(device_error)?;
+                .map_err(Error::device)?;
             let x = self
                 .tgt_embed
                 .try_forward(tokens)
-                .map_err(device_error)?
+                .map_err(Error::device)?
                 .try_add(position)
-                .map_err(device_error)?;
+                .map_err(Error::device)?;
             let y = self
                 .transformer
                 .try_forward_step(x, &mut cache)
-                .map_err(device_error)?;
-            let logits = self.head.try_forward(y).map_err(device_error)?.as_vec();
+                .map_err(Error::device)?;
+            let logits = self.head.try_forward(y).map_err(Error::device)?.as_vec();
             for (i, row) in logits.chunks(TARGET_VOCAB).enumerate() {
                 let next = argmax(row).unwrap_or(EOS);
                 previous[i] = next;

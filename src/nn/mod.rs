@@ -13,6 +13,8 @@ pub mod dropout;
 pub mod embedding;
 pub mod flatten;
 pub mod generation;
+mod sampling;
+pub use sampling::sample_logits;
 pub mod init;
 pub mod linear;
 pub mod linear_sequence;
