@@ -4,8 +4,8 @@
 //! `runs/char_rnn`), the held-out perplexity, then samples text with temperature.
 //!
 //! ```text
-//! cargo run --release --example char_rnn -- [--epochs N] [--batch-size B] [--lr LR]
-//!     [--text FILE] [--prompt TEXT] [--length N] [--temperature T] [--out DIR] [--seed S]
+//! cargo run --release --example char_rnn -- [--epochs N] [--seconds S] [--batch-size B]
+//!     [--lr LR] [--text FILE] [--prompt TEXT] [--length N] [--temperature T] [--out DIR] [--seed S]
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
@@ -41,6 +41,8 @@ shapesafe::assert_shapes!(CharLstm: Rank1<SEQUENCE> => Rank2<SEQUENCE, VOCAB>);
 
 struct Args {
     epochs: usize,
+    /// A wall-clock budget that may end training before `epochs` (`TrainConfig::max_seconds`).
+    seconds: Option<f64>,
     batch_size: usize,
     lr: f64,
     text: PathBuf,
@@ -52,12 +54,14 @@ struct Args {
     device: DeviceKind,
 }
 
-const USAGE: &str = "usage: char_rnn [--epochs N] [--batch-size B] [--lr LR] [--text FILE] \
+const USAGE: &str =
+    "usage: char_rnn [--epochs N] [--seconds S] [--batch-size B] [--lr LR] [--text FILE] \
 [--prompt TEXT] [--length N] [--temperature T] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         epochs: 3,
+        seconds: None,
         batch_size: 64,
         lr: 3e-3,
         text: data_dir().join(SHAKESPEARE_FILE),
@@ -81,6 +85,15 @@ fn parse_args() -> Result<Args> {
         let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
         match flag.as_str() {
             "--epochs" => args.epochs = value.parse().map_err(|_| bad("a whole number"))?,
+            "--seconds" => {
+                args.seconds = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                        .ok_or_else(|| bad("a number above 0"))?,
+                )
+            }
             "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a whole number"))?,
             "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
             "--text" => args.text = PathBuf::from(value),
@@ -166,11 +179,18 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
         },
     );
     println!(
-        "device {}: windows of {SEQUENCE} characters, batch {}, Adam lr {}, {} epochs\n",
-        args.device, args.batch_size, args.lr, args.epochs
+        "device {}: windows of {SEQUENCE} characters, batch {}, Adam lr {}, {} epochs{}\n",
+        args.device,
+        args.batch_size,
+        args.lr,
+        args.epochs,
+        args.seconds.map_or(String::new(), |s| format!(
+            " or {s} s, whichever ends first"
+        ))
     );
     let config = TrainConfig {
         epochs: args.epochs,
+        max_seconds: args.seconds,
         // Gradients through 64 LSTM steps can spike; PyTorch's char-RNNs clip them too.
         clip_grad_norm: Some(1.0),
         out_dir: Some(args.out.clone()),

@@ -1,5 +1,5 @@
 //! The Trainer on real digits: history and output files, bit-identical resume,
-//! early stopping that restores the best epoch, and a NaN loss named with its step.
+//! early stopping that restores the best epoch, a NaN loss named with its step, and a time budget.
 
 mod common;
 
@@ -217,5 +217,58 @@ fn a_nan_loss_stops_training_naming_the_step() {
             what,
         }) => assert_eq!(what, "loss"),
         other => panic!("expected a non-finite loss at step 1, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_spent_time_budget_ends_the_epoch_after_its_batch_and_stops() {
+    let mnist = digits();
+    let train = Subset::new(&mnist.train, (0..200).collect()).unwrap();
+    let valid = Subset::new(&mnist.test, (0..100).collect()).unwrap();
+    let (train_loader, valid_loader) = loaders(&train, &valid);
+    let config = TrainConfig {
+        epochs: 3,
+        max_seconds: Some(1e-9),
+        ..Default::default()
+    };
+    let mut budgeted = trainer(8, config.clone());
+    let history = budgeted.fit(&train_loader, &valid_loader).unwrap().clone();
+    assert_eq!(history.records.len(), 1, "{history:?}");
+
+    // The same start trained on nothing but the epoch's first batch ends bit for bit alike.
+    let dev = TestDevice::seed_from_u64(8);
+    let first: Vec<_> = train_loader
+        .epoch(0, &dev)
+        .take(1)
+        .map(Result::unwrap)
+        .collect();
+    let mut one_batch = trainer(
+        8,
+        TrainConfig {
+            epochs: 1,
+            ..Default::default()
+        },
+    );
+    let reference = one_batch.fit(&first, &valid_loader).unwrap().clone();
+    assert_eq!(params(&budgeted.model), params(&one_batch.model));
+    assert_eq!(
+        history.records[0].train_loss,
+        reference.records[0].train_loss
+    );
+    assert_eq!(
+        history.records[0].valid_loss,
+        reference.records[0].valid_loss
+    );
+
+    let mut bad = trainer(
+        8,
+        TrainConfig {
+            max_seconds: Some(-1.0),
+            ..config
+        },
+    );
+    match bad.fit(&train_loader, &valid_loader) {
+        Err(Error::Usage(m)) => assert!(m.contains("max_seconds"), "{m}"),
+        other => panic!("expected a usage error, got {other:?}"),
     }
 }

@@ -38,6 +38,11 @@ pub struct TrainConfig {
     pub out_dir: Option<PathBuf>,
     /// Seed recorded in checkpoints (the loaders carry their own).
     pub seed: u64,
+    /// A wall-clock budget in seconds for one `fit`, training and validation together, as
+    /// Lightning's `Trainer(max_time=...)`: when it is spent, the epoch under way ends after
+    /// its current batch, is validated and recorded like any other, and `fit` returns. That
+    /// last epoch may have seen only part of the data. `None`: no limit.
+    pub max_seconds: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +57,7 @@ impl Default for TrainConfig {
             progress: true,
             out_dir: None,
             seed: 0,
+            max_seconds: None,
         }
     }
 }
@@ -222,12 +228,13 @@ where
         Ok((loss.mean("loss").unwrap_or(0.0), metrics))
     }
 
-    /// Trains for the configured epochs (or until early stopping), validating after
-    /// each; returns the history. After a [`Self::resume`], it continues where the
-    /// checkpoint left off.
+    /// Trains for the configured epochs (or until early stopping, or until
+    /// [`TrainConfig::max_seconds`] is spent), validating after each; returns the history.
+    /// After a [`Self::resume`], it continues where the checkpoint left off.
     ///
     /// # Errors
-    /// A batch a loader cannot build, a non-finite loss or gradient
+    /// A `max_seconds` that is not a positive number ([`Error::Usage`]), a batch a loader
+    /// cannot build, a non-finite loss or gradient
     /// ([`Error::NonFinite`]), an early-stopping metric the objective does not report, a
     /// device failure, or a file that cannot be written.
     pub fn fit<Tr, Va>(&mut self, train: &Tr, valid: &Va) -> Result<&History>
@@ -236,6 +243,19 @@ where
         Va: Loader<D>,
         J: Objective<M, D, Tr::Batch> + Objective<M, D, Va::Batch>,
     {
+        let fit_start = Instant::now();
+        if let Some(budget) = self.config.max_seconds {
+            if !(budget.is_finite() && budget > 0.0) {
+                return Err(Error::Usage(format!(
+                    "max_seconds must be a positive number of seconds, got {budget}"
+                )));
+            }
+        }
+        let out_of_time = |config: &TrainConfig| {
+            config
+                .max_seconds
+                .is_some_and(|budget| fit_start.elapsed().as_secs_f64() >= budget)
+        };
         if let Some(summary) = &self.summary {
             println!("{summary}\n");
         }
@@ -295,6 +315,9 @@ where
                 if let Some(bar) = &bar {
                     bar.inc(1);
                     bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                }
+                if out_of_time(&self.config) {
+                    break;
                 }
             }
             if let Some(bar) = bar {
@@ -360,6 +383,15 @@ where
                 stop = decision.should_stop;
             }
             self.write_outputs(stopper.as_ref())?;
+            if !stop && out_of_time(&self.config) && epoch + 1 < self.config.epochs {
+                println!(
+                    "time budget of {} s spent after {:.1} s: stopping after epoch {}",
+                    self.config.max_seconds.unwrap_or(0.0),
+                    fit_start.elapsed().as_secs_f64(),
+                    epoch + 1
+                );
+                break;
+            }
             if stop {
                 println!(
                     "early stopping: no improvement for {} epochs",
