@@ -1,0 +1,414 @@
+//! A DCGAN on MNIST: a generator of transposed convolutions and a discriminator of strided
+//! convolutions (`model.rs`, each with its shape contract) trained against each other with
+//! Adam, as in Radford et al. and PyTorch's DCGAN tutorial; samples come from a moving
+//! average of the generator's weights. After every epoch it draws a 10x10 grid of samples from
+//! fixed codes to `runs/gan/epoch-NN.png`, and asks the LeNet-5 of `--example lenet` (trained
+//! first when its weights are missing) to classify 1,000 fresh samples: the share it is at
+//! least 90% sure of, and which digits those are. Losses and scores go to
+//! `runs/gan/metrics.csv` and `curves.png`; the weights to `generator.safetensors` (the
+//! average), `generator-raw.safetensors` and `discriminator.safetensors`.
+//!
+//! ```text
+//! cargo run --release --example gan -- [--epochs N] [--train-images N] [--batch-size B]
+//!     [--lr LR] [--samples N] [--lenet FILE] [--data DIR] [--out DIR] [--seed S]
+//!     [--device cpu|cuda|cuda:N]
+//! ```
+
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
+mod model;
+mod score;
+
+use dfdx::nn::ModelEMA;
+use indicatif::{ProgressBar, ProgressStyle};
+use model::{discriminator, GeneratorConfig, LATENT};
+use shapesafe::data::{data_dir, DataLoader, Mnist, Normalize, Subset};
+use shapesafe::device::DeviceKind;
+use shapesafe::nn::loss::binary_cross_entropy_with_logits as bce;
+use shapesafe::optim::Adam;
+use shapesafe::prelude::*;
+use shapesafe::train::plot::{svg, write_png, Panel, Series};
+use shapesafe::train::{save_atomic, ImageGrid};
+use shapesafe::{Error, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The classifier's probability a sample must reach to count as a clear digit.
+const THRESHOLD: f32 = 0.9;
+/// The weight of the running average in the generator's exponential moving average, per
+/// step (a half-life of about 700 steps).
+const EMA_DECAY: f64 = 0.999;
+/// The grid's side: `GRID * GRID` samples from fixed codes.
+const GRID: usize = 10;
+
+struct Args {
+    epochs: usize,
+    train_images: usize,
+    batch_size: usize,
+    lr: f64,
+    samples: usize,
+    lenet: PathBuf,
+    data: PathBuf,
+    out: PathBuf,
+    seed: u64,
+    device: DeviceKind,
+}
+
+const USAGE: &str = "usage: gan [--epochs N] [--train-images N] [--batch-size B] [--lr LR] \
+[--samples N] [--lenet FILE] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        epochs: 8,
+        train_images: 60_000,
+        batch_size: 64,
+        lr: 2e-4,
+        samples: 1000,
+        lenet: PathBuf::from("runs/lenet/lenet5.safetensors"),
+        data: data_dir().join("mnist"),
+        out: PathBuf::from("runs/gan"),
+        seed: 0,
+        device: DeviceKind::Cpu,
+    };
+    let mut device = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
+        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
+        match flag.as_str() {
+            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a count"))?,
+            "--train-images" => args.train_images = value.parse().map_err(|_| bad("a count"))?,
+            "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a count"))?,
+            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
+            "--samples" => args.samples = value.parse().map_err(|_| bad("a count"))?,
+            "--lenet" => args.lenet = PathBuf::from(value),
+            "--data" => args.data = PathBuf::from(value),
+            "--out" => args.out = PathBuf::from(value),
+            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--device" => device = Some(value.parse()?),
+            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
+        }
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(Error::Usage(format!(
+            "--lr must be a positive number, got {}",
+            args.lr
+        )));
+    }
+    if args.epochs == 0 || args.batch_size == 0 || args.samples == 0 || args.train_images == 0 {
+        return Err(Error::Usage(
+            "--epochs, --batch-size, --samples and --train-images must be at least 1".into(),
+        ));
+    }
+    args.device = device.unwrap_or_else(DeviceKind::best_available);
+    Ok(args)
+}
+
+/// One epoch's means and its LeNet score.
+struct EpochStats {
+    d_loss: f64,
+    g_loss: f64,
+    d_real: f64,
+    d_fake: f64,
+    confident: f64,
+    raw_confident: f64,
+    classes: usize,
+    seconds: f64,
+}
+
+type Images<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>;
+
+/// `images` in `[-1, 1]` as rows of `GRID` pictures in `[0, 1]`.
+fn grid_of<D: KernelDevice<f32>>(images: &Images<D>) -> Result<ImageGrid> {
+    let pixels = images.as_vec();
+    let mut grid = ImageGrid::new(28, 28);
+    for row in pixels.chunks(GRID * 28 * 28) {
+        let row: Vec<Vec<f32>> = row
+            .chunks(28 * 28)
+            .map(|im| im.iter().map(|p| (p + 1.0) / 2.0).collect::<Vec<f32>>())
+            .collect();
+        grid.push_row("", row)?;
+    }
+    Ok(grid)
+}
+
+fn write_metrics(args: &Args, stats: &[EpochStats]) -> Result<()> {
+    let mut csv =
+        String::from("epoch,d_loss,g_loss,d_real,d_fake,lenet_confident,lenet_confident_raw,lenet_classes,seconds\n");
+    for (i, s) in stats.iter().enumerate() {
+        csv.push_str(&format!(
+            "{},{:.5},{:.5},{:.4},{:.4},{:.4},{:.4},{},{:.1}\n",
+            i + 1,
+            s.d_loss,
+            s.g_loss,
+            s.d_real,
+            s.d_fake,
+            s.confident,
+            s.raw_confident,
+            s.classes,
+            s.seconds
+        ));
+    }
+    let path = args.out.join("metrics.csv");
+    std::fs::write(&path, csv).map_err(|source| Error::Io { path, source })?;
+    let points = |f: fn(&EpochStats) -> f64| -> Vec<(f64, f64)> {
+        stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((i + 1) as f64, f(s)))
+            .collect()
+    };
+    let series = |label, color, f| Series {
+        label,
+        color,
+        points: points(f),
+    };
+    let doc = svg(&[
+        Panel {
+            title: "losses",
+            x_label: "epoch",
+            y_label: "BCE",
+            series: vec![
+                series("discriminator", "#1f77b4", |s| s.d_loss),
+                series("generator", "#ff7f0e", |s| s.g_loss),
+            ],
+        },
+        Panel {
+            title: "discriminator's belief",
+            x_label: "epoch",
+            y_label: "mean P(real)",
+            series: vec![
+                series("D(x)", "#1f77b4", |s| s.d_real),
+                series("D(G(z))", "#ff7f0e", |s| s.d_fake),
+            ],
+        },
+        Panel {
+            title: "LeNet-5 on 1,000 samples",
+            x_label: "epoch",
+            y_label: "share with p >= 0.9",
+            series: vec![
+                series("averaged generator", "#2ca02c", |s| s.confident),
+                series("raw generator", "#d62728", |s| s.raw_confident),
+            ],
+        },
+    ]);
+    write_png(&doc, args.out.join("curves.png"))?;
+    Ok(())
+}
+
+fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} batches  {msg}  {per_sec}  eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
+    bar
+}
+
+fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
+    let started = Instant::now();
+    let mnist = Mnist::load(&args.data)?;
+    let lenet = score::classifier(&args.lenet, &dev, args.device, args.seed)?;
+    let count = args.train_images.min(mnist.train.len());
+    let train = Subset::new(&mnist.train, (0..count).collect())?;
+    // Pixels to [-1, 1], the range of the generator's tanh.
+    let loader = DataLoader::new(&train, args.batch_size)?
+        .shuffle(args.seed)
+        .drop_last(true)
+        .transform(Normalize::new(vec![0.5], vec![0.5])?);
+    if loader.is_empty() {
+        return Err(Error::Usage(format!(
+            "--batch-size {} is larger than the {count} training images",
+            args.batch_size
+        )));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
+        path: args.out.clone(),
+        source,
+    })?;
+
+    let mut g = GeneratorConfig::try_build_on_device(&dev).map_err(Error::device)?;
+    let mut d = discriminator(&dev).map_err(Error::device)?;
+    // The weights sampled from: an exponential moving average of the generator's, which
+    // smooths out the oscillation of adversarial training (Yazici et al., 2019; what
+    // `torch.optim.swa_utils.AveragedModel` with an EMA does). It runs its batch norm on
+    // the batch's own statistics, so it needs no running averages of its own.
+    let mut ema = g.clone();
+    println!(
+        "{}\n\n{}\n\ndevice {}: {count} images, batch {}, Adam lr {} betas (0.5, 0.999)\n",
+        Summary::of::<GeneratorConfig, Rank1<LATENT>>(),
+        Summary::of::<model::DiscriminatorConfig, Rank3<1, 28, 28>>(),
+        args.device,
+        args.batch_size,
+        args.lr,
+    );
+    let adam = AdamConfig {
+        lr: args.lr,
+        betas: [0.5, 0.999],
+        ..Default::default()
+    };
+    let mut g_opt = Adam::new(&g, adam);
+    let mut d_opt = Adam::new(&d, adam);
+    let fixed: Tensor<(usize, Const<LATENT>), f32, D> =
+        dev.sample_normal_like(&(GRID * GRID, Const));
+    let mut g_grads = g.try_alloc_grads().map_err(Error::device)?;
+    let mut d_grads = d.try_alloc_grads().map_err(Error::device)?;
+    let mut stats = Vec::new();
+
+    for epoch in 0..args.epochs {
+        let start = Instant::now();
+        let bar = progress_bar(loader.len(), epoch, args.epochs);
+        let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum, mut steps) = (0.0, 0.0, 0.0, 0.0, 0);
+        for batch in loader.epoch(epoch as u64, &dev) {
+            let real = batch?.inputs;
+            let n = real.shape().0;
+            let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(n, Const));
+            let zeros: Tensor<(usize, Const<1>), f32, D> = dev.zeros_like(&(n, Const));
+            let z: Tensor<(usize, Const<LATENT>), f32, D> = dev.sample_normal_like(&(n, Const));
+            // One generator forward serves both steps: the discriminator's on a copy
+            // without the tape, the generator's through the tape kept aside.
+            let fake = g
+                .try_forward_mut(z.traced(g_grads))
+                .map_err(Error::device)?;
+            let (fake, g_tape) = fake.split_tape();
+
+            // Discriminator: real digits are 1, generated ones 0.
+            let real_logits = d
+                .try_forward_mut(real.traced(d_grads))
+                .map_err(Error::device)?;
+            let d_real = real_logits
+                .retaped::<NoneTape>()
+                .sigmoid()
+                .mean::<Rank0, _>()
+                .as_vec()[0];
+            let (loss_real, tape) = bce(real_logits, ones.clone()).split_tape();
+            let fake_logits = d
+                .try_forward_mut(fake.clone().put_tape(tape))
+                .map_err(Error::device)?;
+            let d_fake = fake_logits
+                .retaped::<NoneTape>()
+                .sigmoid()
+                .mean::<Rank0, _>()
+                .as_vec()[0];
+            let d_loss = bce(fake_logits, zeros) + loss_real;
+            let d_value = d_loss.as_vec()[0];
+            d_grads = d_loss.backward();
+            d_opt
+                .update(&mut d, &d_grads)
+                .map_err(|e| Error::Device(format!("optimizer: {e:?}")))?;
+            d.try_zero_grads(&mut d_grads).map_err(Error::device)?;
+
+            // Generator: the non-saturating loss, its samples called real by the updated
+            // discriminator.
+            let logits = d
+                .try_forward_mut(fake.put_tape(g_tape))
+                .map_err(Error::device)?;
+            let g_loss = bce(logits, ones);
+            let g_value = g_loss.as_vec()[0];
+            g_grads = g_loss.backward();
+            g_opt
+                .update(&mut g, &g_grads)
+                .map_err(|e| Error::Device(format!("optimizer: {e:?}")))?;
+            g.try_zero_grads(&mut g_grads).map_err(Error::device)?;
+            ema.try_ema(&g, EMA_DECAY).map_err(Error::device)?;
+
+            if !(d_value.is_finite() && g_value.is_finite()) {
+                return Err(Error::NonFinite {
+                    epoch: epoch + 1,
+                    step: steps + 1,
+                    what: "GAN loss".into(),
+                });
+            }
+            d_sum += d_value as f64;
+            g_sum += g_value as f64;
+            real_sum += d_real as f64;
+            fake_sum += d_fake as f64;
+            steps += 1;
+            bar.inc(1);
+            let k = steps as f64;
+            bar.set_message(format!(
+                "D {:.3}  G {:.3}  D(x) {:.2}  D(G(z)) {:.2}",
+                d_sum / k,
+                g_sum / k,
+                real_sum / k,
+                fake_sum / k
+            ));
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+
+        let shown: Images<D> = ema
+            .try_forward_mut(fixed.clone())
+            .map_err(Error::device)?
+            .realize();
+        let picture = args.out.join(format!("epoch-{:02}.png", epoch + 1));
+        grid_of(&shown)?.write_png(&picture)?;
+        let z: Tensor<(usize, Const<LATENT>), f32, D> =
+            dev.sample_normal_like(&(args.samples, Const));
+        let raw: Images<D> = g.try_forward(z.clone()).map_err(Error::device)?.realize();
+        let raw = score::score(&lenet, raw, THRESHOLD)?;
+        let samples: Images<D> = ema.try_forward_mut(z).map_err(Error::device)?.realize();
+        let s = score::score(&lenet, samples, THRESHOLD)?;
+        let k = steps.max(1) as f64;
+        println!(
+            "epoch {}/{}: D loss {:.3}, G loss {:.3}, D(x) {:.2}, D(G(z)) {:.2} ({seconds:.0} s); \
+             LeNet-5 sure (p >= {THRESHOLD}) of {:.1}% of {} samples (raw weights {:.1}%), {} classes: {:?}; {}",
+            epoch + 1,
+            args.epochs,
+            d_sum / k,
+            g_sum / k,
+            real_sum / k,
+            fake_sum / k,
+            100.0 * s.confident_share(),
+            s.samples,
+            100.0 * raw.confident_share(),
+            s.classes_present(),
+            s.per_class,
+            picture.display()
+        );
+        stats.push(EpochStats {
+            d_loss: d_sum / k,
+            g_loss: g_sum / k,
+            d_real: real_sum / k,
+            d_fake: fake_sum / k,
+            confident: s.confident_share(),
+            raw_confident: raw.confident_share(),
+            classes: s.classes_present(),
+            seconds,
+        });
+        write_metrics(&args, &stats)?;
+    }
+
+    save_atomic(&ema, args.out.join("generator.safetensors"))?;
+    save_atomic(&g, args.out.join("generator-raw.safetensors"))?;
+    save_atomic(&d, args.out.join("discriminator.safetensors"))?;
+    println!(
+        "\nsamples: {}\ncurves and metrics: {} and metrics.csv\nweights: generator.safetensors \
+         (averaged), generator-raw.safetensors, discriminator.safetensors\ntotal time {:.1} s",
+        args.out
+            .join(format!("epoch-{:02}.png", args.epochs))
+            .display(),
+        args.out.join("curves.png").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn main() {
+    let on_device =
+        |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
+    if let Err(e) = parse_args().and_then(on_device) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

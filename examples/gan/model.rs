@@ -1,0 +1,54 @@
+//! The DCGAN's two networks as struct models, each with its shape contract: a generator
+//! that upsamples a latent code to a 28x28 digit with transposed convolutions, and a
+//! discriminator that downsamples a digit with strided convolutions to one logit.
+
+use shapesafe::prelude::*;
+
+/// The latent code's width.
+pub const LATENT: usize = 64;
+
+/// `z (LATENT) -> 64x7x7 -> 32x14x14 -> 1x28x28`, pixels in `[-1, 1]`.
+///
+/// PyTorch equivalent: `nn.Sequential(nn.Linear(64, 3136), nn.Unflatten(1, (64, 7, 7)),
+/// nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32),
+/// nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Tanh())`.
+#[derive(Sequential, Debug, Clone, Copy, Default)]
+#[built(Generator)]
+#[shapes(input = Rank1<LATENT>, output = Rank3<1, 28, 28>, params = 540_225)]
+pub struct GeneratorConfig {
+    project: Linear<LATENT, 6272>,
+    unflatten: Unflatten<128, 7, 7>,
+    bn0: BatchNorm2d<128>,
+    relu0: ReLU,
+    up1: ConvTranspose2d<128, 64, 4, 2, 1>,
+    bn1: BatchNorm2d<64>,
+    relu1: ReLU,
+    up2: ConvTranspose2d<64, 1, 4, 2, 1>,
+    tanh: Tanh,
+}
+
+/// `1x28x28 -> 32x14x14 -> 64x7x7 -> 1` logit: real (positive) or generated (negative).
+///
+/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+/// nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2), nn.Flatten(),
+/// nn.Linear(3136, 1))`; [`discriminator`] sets the slopes to DCGAN's 0.2.
+#[derive(Sequential, Debug, Clone, Copy, Default)]
+#[built(Discriminator)]
+#[shapes(input = Rank3<1, 28, 28>, output = Rank1<1>, params = 36_641)]
+pub struct DiscriminatorConfig {
+    down1: Conv2d<1, 32, 4, 2, 1>,
+    act1: LeakyReLU,
+    down2: Conv2d<32, 64, 4, 2, 1>,
+    bn2: BatchNorm2d<64>,
+    act2: LeakyReLU,
+    flatten: Flatten,
+    classify: Linear<3136, 1>,
+}
+
+/// Builds the discriminator with DCGAN's leaky slope of 0.2.
+pub fn discriminator<D: KernelDevice<f32>>(dev: &D) -> Result<Discriminator<f32, D>, D::Err> {
+    let mut d = DiscriminatorConfig::try_build_on_device(dev)?;
+    d.act1.negative_slope = 0.2;
+    d.act2.negative_slope = 0.2;
+    Ok(d)
+}
