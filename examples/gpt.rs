@@ -33,6 +33,8 @@ const HEADS: usize = 4;
 const LAYERS: usize = 2;
 /// More epochs than any budget here buys (the last one may be cut short by the budget).
 const MAX_EPOCHS: usize = 50;
+/// Where the cosine schedule ends when the budget is spent.
+const MIN_LR: f64 = 1e-4;
 
 /// GPT-2's layout at a small size: pre-norm blocks (`NORM_FIRST`), causal attention.
 #[derive(CustomModule, Debug, Clone, Copy, Default)]
@@ -231,7 +233,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     }
     println!(
         "CharGpt: {} parameters, context {CONTEXT}, {LAYERS} pre-norm blocks of width {D_MODEL}; \
-         device {}: training for {} s, batch {}, Adam lr {}\n",
+         device {}: training for {} s, batch {}, Adam lr {} annealed to {MIN_LR} over the budget\n",
         model.num_trainable_params(),
         args.device,
         args.seconds,
@@ -251,8 +253,8 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             // The budget ends training long before this many epochs.
             epochs: MAX_EPOCHS,
             max_seconds: Some(args.seconds),
-            // A rate that shrinks each epoch: the budget buys only a handful.
-            schedule: LrSchedule::Exponential { gamma: 0.65 },
+            // Annealed over the budget, whatever number of steps the machine gives it.
+            schedule: LrSchedule::CosineOverBudget { min_lr: MIN_LR },
             clip_grad_norm: Some(1.0),
             out_dir: Some(args.out.clone()),
             seed: args.seed,

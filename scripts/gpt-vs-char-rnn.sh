@@ -22,9 +22,10 @@ trap 'rm -rf "$out"' EXIT
 run() {
     local name=$1 flags
     if [[ $name == gpt ]]; then flags=(--seconds "$seconds"); else flags=(--epochs 1000 --seconds "$seconds"); fi
-    local line
-    line=$("$bin/$name" "${flags[@]}" --length 1 --out "$out/$name" | grep -m1 -o "held-out loss [0-9.]*")
-    printf '%-9s %s\n' "$name" "${line#held-out loss }"
+    local log="$out/$name.log" line
+    "$bin/$name" "${flags[@]}" --length 1 --out "$out/$name" >"$log"
+    line=$(grep -m1 -o "held-out loss [0-9.]*" "$log")
+    printf '%-9s %s  (%s epochs)\n' "$name" "${line#held-out loss }" "$(grep -c "^epoch" "$log")"
 }
 
 echo "budget ${seconds} s each; held-out loss in nats/char"

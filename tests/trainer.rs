@@ -7,7 +7,7 @@ use common::TestDevice;
 use shapesafe::data::{data_dir, DataLoader, Mnist, MnistSplit, Normalize, Subset};
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
-use shapesafe::train::{EarlyStopping, Monitor, TrainConfig, Trainer};
+use shapesafe::train::{EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer};
 use shapesafe::Error;
 use std::path::PathBuf;
 
@@ -260,15 +260,63 @@ fn a_spent_time_budget_ends_the_epoch_after_its_batch_and_stops() {
         reference.records[0].valid_loss
     );
 
-    let mut bad = trainer(
-        8,
+    for config in [
         TrainConfig {
             max_seconds: Some(-1.0),
+            ..config.clone()
+        },
+        TrainConfig {
+            max_seconds: None,
+            schedule: LrSchedule::CosineOverBudget { min_lr: 0.0 },
             ..config
         },
-    );
-    match bad.fit(&train_loader, &valid_loader) {
-        Err(Error::Usage(m)) => assert!(m.contains("max_seconds"), "{m}"),
-        other => panic!("expected a usage error, got {other:?}"),
+    ] {
+        match trainer(8, config).fit(&train_loader, &valid_loader) {
+            Err(Error::Usage(m)) => assert!(m.contains("max_seconds"), "{m}"),
+            other => panic!("expected a usage error, got {other:?}"),
+        }
     }
+}
+
+#[test]
+fn a_cosine_over_the_budget_sets_the_rate_before_every_step() {
+    let mnist = digits();
+    let train = Subset::new(&mnist.train, (0..200).collect()).unwrap();
+    let valid = Subset::new(&mnist.test, (0..100).collect()).unwrap();
+    let (train_loader, valid_loader) = loaders(&train, &valid);
+    // A budget spent at once: the one step taken runs at the cosine's end, `min_lr`.
+    let mut budgeted = trainer(
+        9,
+        TrainConfig {
+            epochs: 2,
+            max_seconds: Some(1e-9),
+            schedule: LrSchedule::CosineOverBudget { min_lr: 1e-5 },
+            ..Default::default()
+        },
+    );
+    let history = budgeted.fit(&train_loader, &valid_loader).unwrap().clone();
+    assert_eq!(history.records.len(), 1);
+    assert_eq!(history.records[0].lr, 1e-5);
+
+    let dev = TestDevice::seed_from_u64(9);
+    let first: Vec<_> = train_loader
+        .epoch(0, &dev)
+        .take(1)
+        .map(Result::unwrap)
+        .collect();
+    let model = dev.build_module::<Small, f32>();
+    let opt = Adam::new(
+        &model,
+        AdamConfig {
+            lr: 1e-5,
+            ..Default::default()
+        },
+    );
+    let mut reference = Trainer::new(model, opt, dev).with_config(TrainConfig {
+        epochs: 1,
+        progress: false,
+        ..Default::default()
+    });
+    reference.fit(&first, &valid_loader).unwrap();
+    assert_eq!(params(&budgeted.model), params(&reference.model));
 }

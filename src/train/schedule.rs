@@ -1,4 +1,5 @@
-//! Learning-rate schedules by epoch: constant, step, exponential, cosine with linear warm-up.
+//! Learning-rate schedules by epoch (constant, step, exponential, cosine with linear warm-up)
+//! and by the share of a wall-clock budget spent (cosine).
 
 /// How the learning rate changes from epoch to epoch (epochs count from 0).
 ///
@@ -44,13 +45,23 @@ pub enum LrSchedule {
         /// Rate at the end of the cosine.
         min_lr: f64,
     },
+    /// Half a cosine from the base rate down to `min_lr` over the wall-clock budget of
+    /// [`TrainConfig::max_seconds`](crate::train::TrainConfig::max_seconds), set before every
+    /// step from the share of the budget spent: the schedule for runs measured by time
+    /// rather than epochs, which ends annealed however many steps the machine gave it.
+    /// [`Self::lr`] (by epoch) gives the base rate; the `Trainer` refuses this schedule
+    /// without a budget.
+    CosineOverBudget {
+        /// Rate when the budget is spent.
+        min_lr: f64,
+    },
 }
 
 impl LrSchedule {
     /// The learning rate for `epoch` given the optimizer's `base` rate.
     pub fn lr(&self, base: f64, epoch: usize) -> f64 {
         match *self {
-            LrSchedule::Constant => base,
+            LrSchedule::Constant | LrSchedule::CosineOverBudget { .. } => base,
             LrSchedule::Step { step_size, gamma } => {
                 base * gamma.powi((epoch / step_size.max(1)) as i32)
             }
@@ -65,11 +76,36 @@ impl LrSchedule {
                 } else {
                     let span = total_epochs.saturating_sub(warmup_epochs).max(1) as f64;
                     let t = ((epoch - warmup_epochs) as f64 / span).min(1.0);
-                    min_lr + (base - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+                    cosine(base, min_lr, t)
                 }
             }
         }
     }
+
+    /// The rate once the share `spent` (0 to 1) of the time budget is gone: the cosine for
+    /// [`Self::CosineOverBudget`], `None` for the schedules by epoch.
+    ///
+    /// ```
+    /// use shapesafe::train::LrSchedule;
+    /// let s = LrSchedule::CosineOverBudget { min_lr: 0.0 };
+    /// assert_eq!(s.lr_over_budget(1.0, 0.0), Some(1.0));
+    /// assert!((s.lr_over_budget(1.0, 0.5).unwrap() - 0.5).abs() < 1e-12);
+    /// assert_eq!(s.lr_over_budget(1.0, 2.0), Some(0.0));
+    /// assert_eq!(LrSchedule::Constant.lr_over_budget(1.0, 0.5), None);
+    /// ```
+    pub fn lr_over_budget(&self, base: f64, spent: f64) -> Option<f64> {
+        match *self {
+            LrSchedule::CosineOverBudget { min_lr } => {
+                Some(cosine(base, min_lr, spent.clamp(0.0, 1.0)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Half a cosine from `base` at `t = 0` to `min_lr` at `t = 1`.
+fn cosine(base: f64, min_lr: f64, t: f64) -> f64 {
+    min_lr + (base - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
 }
 
 #[cfg(test)]

@@ -251,6 +251,13 @@ where
                 )));
             }
         }
+        if matches!(self.config.schedule, LrSchedule::CosineOverBudget { .. })
+            && self.config.max_seconds.is_none()
+        {
+            return Err(Error::Usage(
+                "LrSchedule::CosineOverBudget needs a budget: set TrainConfig::max_seconds".into(),
+            ));
+        }
         let out_of_time = |config: &TrainConfig| {
             config
                 .max_seconds
@@ -272,7 +279,14 @@ where
         }
 
         for epoch in self.epochs_done..self.config.epochs {
-            let lr = self.config.schedule.lr(base_lr, epoch);
+            let lr = self
+                .config
+                .max_seconds
+                .and_then(|budget| {
+                    let spent = fit_start.elapsed().as_secs_f64() / budget;
+                    self.config.schedule.lr_over_budget(base_lr, spent)
+                })
+                .unwrap_or_else(|| self.config.schedule.lr(base_lr, epoch));
             self.optimizer.set_learning_rate(lr);
             let start = Instant::now();
             let bar = self.progress_bar(train.num_batches() as u64, epoch);
@@ -280,6 +294,12 @@ where
             let (mut loss_sum, mut seen) = (0.0f64, 0usize);
             for batch in train.batches(epoch as u64, &dev) {
                 let batch = batch?;
+                if let Some(budget) = self.config.max_seconds {
+                    let spent = fit_start.elapsed().as_secs_f64() / budget;
+                    if let Some(lr) = self.config.schedule.lr_over_budget(base_lr, spent) {
+                        self.optimizer.set_learning_rate(lr);
+                    }
+                }
                 let n = Objective::<M, D, Tr::Batch>::examples(&self.objective, &batch);
                 let loss =
                     self.objective
