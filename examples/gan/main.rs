@@ -270,6 +270,13 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
         let bar = progress_bar(loader.len(), epoch, args.epochs);
         let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum, mut steps) = (0.0, 0.0, 0.0, 0.0, 0);
         for batch in loader.epoch(epoch as u64, &dev) {
+            // Constant for the first half of the run, then down linearly to 0, as pix2pix
+            // and CycleGAN schedule theirs: the last steps refine rather than chase.
+            let progress =
+                (epoch * loader.len() + steps) as f64 / (args.epochs * loader.len()) as f64;
+            let lr = args.lr * (2.0 * (1.0 - progress)).min(1.0);
+            d_opt.cfg.lr = lr;
+            g_opt.cfg.lr = lr;
             let real = batch?.inputs;
             let n = real.shape().0;
             let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(n, Const));

@@ -7,11 +7,11 @@ use shapesafe::prelude::*;
 /// The latent code's width.
 pub const LATENT: usize = 64;
 
-/// `z (LATENT) -> 64x7x7 -> 32x14x14 -> 1x28x28`, pixels in `[-1, 1]`.
+/// `z (LATENT) -> 128x7x7 -> 64x14x14 -> 1x28x28`, pixels in `[-1, 1]`.
 ///
-/// PyTorch equivalent: `nn.Sequential(nn.Linear(64, 3136), nn.Unflatten(1, (64, 7, 7)),
-/// nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32),
-/// nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Tanh())`.
+/// PyTorch equivalent: `nn.Sequential(nn.Linear(64, 6272), nn.Unflatten(1, (128, 7, 7)),
+/// nn.BatchNorm2d(128), nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1),
+/// nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())`.
 #[derive(Sequential, Debug, Clone, Copy, Default)]
 #[built(Generator)]
 #[shapes(input = Rank1<LATENT>, output = Rank3<1, 28, 28>, params = 540_225)]
@@ -27,22 +27,22 @@ pub struct GeneratorConfig {
     tanh: Tanh,
 }
 
-/// `1x28x28 -> 32x14x14 -> 64x7x7 -> 1` logit: real (positive) or generated (negative).
+/// `1x28x28 -> 64x14x14 -> 128x7x7 -> 1` logit: real (positive) or generated (negative).
 ///
-/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2),
-/// nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2), nn.Flatten(),
-/// nn.Linear(3136, 1))`; [`discriminator`] sets the slopes to DCGAN's 0.2.
+/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+/// nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten(),
+/// nn.Linear(6272, 1))`; [`discriminator`] sets the slopes to DCGAN's 0.2.
 #[derive(Sequential, Debug, Clone, Copy, Default)]
 #[built(Discriminator)]
-#[shapes(input = Rank3<1, 28, 28>, output = Rank1<1>, params = 36_641)]
+#[shapes(input = Rank3<1, 28, 28>, output = Rank1<1>, params = 138_817)]
 pub struct DiscriminatorConfig {
-    down1: Conv2d<1, 32, 4, 2, 1>,
+    down1: Conv2d<1, 64, 4, 2, 1>,
     act1: LeakyReLU,
-    down2: Conv2d<32, 64, 4, 2, 1>,
-    bn2: BatchNorm2d<64>,
+    down2: Conv2d<64, 128, 4, 2, 1>,
+    bn2: BatchNorm2d<128>,
     act2: LeakyReLU,
     flatten: Flatten,
-    classify: Linear<3136, 1>,
+    classify: Linear<6272, 1>,
 }
 
 /// Builds the discriminator with DCGAN's leaky slope of 0.2.
