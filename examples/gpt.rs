@@ -170,6 +170,20 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
+/// The prompt's character ids.
+///
+/// # Errors
+/// [`Error::Usage`] for an empty prompt, or one with a character the text never uses
+/// (naming it and its position).
+fn encode_prompt(text: &CharText, prompt: &str) -> Result<Vec<usize>> {
+    if prompt.is_empty() {
+        return Err(Error::Usage(
+            "--prompt needs at least one character".to_string(),
+        ));
+    }
+    text.encode(prompt)
+}
+
 /// Continues `prompt` by `length` characters. Each is drawn from the `top_k` most likely
 /// next characters, their probabilities sharpened by `temperature`, given the last
 /// `CONTEXT` characters.
@@ -186,20 +200,8 @@ fn sample<D: KernelDevice<f32>>(
     rng: &mut StdRng,
     dev: &D,
 ) -> Result<String> {
-    if prompt.is_empty() {
-        return Err(Error::Usage(
-            "--prompt needs at least one character".to_string(),
-        ));
-    }
-    let mut ids = Vec::with_capacity(prompt.len() + length);
-    for (i, c) in prompt.chars().enumerate() {
-        ids.push(text.encode_char(c).ok_or_else(|| {
-            Error::Usage(format!(
-                "--prompt has {c:?} at position {}, which the text never uses",
-                i + 1
-            ))
-        })?);
-    }
+    let mut ids = encode_prompt(text, prompt)?;
+    ids.reserve(length);
     let start = ids.len();
     for _ in 0..length {
         // A prompt longer than the context is read from its last CONTEXT characters.
@@ -220,12 +222,7 @@ fn sample<D: KernelDevice<f32>>(
 fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let text = CharText::load(data_dir().join(SHAKESPEARE_FILE))?;
     // The prompt is checked now, not after training.
-    if args.prompt.is_empty() {
-        return Err(Error::Usage(
-            "--prompt needs at least one character".to_string(),
-        ));
-    }
-    text.encode(&args.prompt)?;
+    encode_prompt(&text, &args.prompt)?;
     let (train, valid) = text.split(0.9)?;
     let mut model = CharGptConfig::try_build_on_device(&dev).map_err(Error::device)?;
     for block in &mut model.blocks.layers {

@@ -21,7 +21,6 @@ mod model;
 mod score;
 
 use dfdx::nn::ModelEMA;
-use indicatif::{ProgressBar, ProgressStyle};
 use model::{discriminator, GeneratorConfig, LATENT};
 use shapesafe::data::{data_dir, DataLoader, Mnist, Normalize, Subset};
 use shapesafe::device::DeviceKind;
@@ -29,7 +28,7 @@ use shapesafe::nn::loss::binary_cross_entropy_with_logits as bce;
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::train::plot::{svg, write_png, Panel, Series};
-use shapesafe::train::{save_atomic, ImageGrid};
+use shapesafe::train::{progress_bar, save_atomic, ImageGrid};
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -203,18 +202,6 @@ fn write_metrics(args: &Args, stats: &[EpochStats]) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} batches  {msg}  {per_sec}  eta {eta}",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
-    bar
-}
-
 fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let started = Instant::now();
     let mnist = Mnist::load(&args.data)?;
@@ -264,10 +251,16 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mut g_grads = g.try_alloc_grads().map_err(Error::device)?;
     let mut d_grads = d.try_alloc_grads().map_err(Error::device)?;
     let mut stats = Vec::new();
+    // Every batch is full (`drop_last`), so the labels are made once.
+    let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(args.batch_size, Const));
+    let zeros: Tensor<(usize, Const<1>), f32, D> = dev.zeros_like(&(args.batch_size, Const));
 
     for epoch in 0..args.epochs {
         let start = Instant::now();
-        let bar = progress_bar(loader.len(), epoch, args.epochs);
+        let bar = progress_bar(
+            loader.len() as u64,
+            format!("epoch {}/{}", epoch + 1, args.epochs),
+        );
         let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum, mut steps) = (0.0, 0.0, 0.0, 0.0, 0);
         for batch in loader.epoch(epoch as u64, &dev) {
             // Constant for the first half of the run, then down linearly to 0, as pix2pix
@@ -278,10 +271,8 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             d_opt.cfg.lr = lr;
             g_opt.cfg.lr = lr;
             let real = batch?.inputs;
-            let n = real.shape().0;
-            let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(n, Const));
-            let zeros: Tensor<(usize, Const<1>), f32, D> = dev.zeros_like(&(n, Const));
-            let z: Tensor<(usize, Const<LATENT>), f32, D> = dev.sample_normal_like(&(n, Const));
+            let z: Tensor<(usize, Const<LATENT>), f32, D> =
+                dev.sample_normal_like(&(args.batch_size, Const));
             // One generator forward serves both steps: the discriminator's on a copy
             // without the tape, the generator's through the tape kept aside.
             let fake = g
@@ -307,7 +298,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
                 .sigmoid()
                 .mean::<Rank0, _>()
                 .as_vec()[0];
-            let d_loss = bce(fake_logits, zeros) + loss_real;
+            let d_loss = bce(fake_logits, zeros.clone()) + loss_real;
             let d_value = d_loss.as_vec()[0];
             d_grads = d_loss.backward();
             d_opt
@@ -320,7 +311,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             let logits = d
                 .try_forward_mut(fake.put_tape(g_tape))
                 .map_err(Error::device)?;
-            let g_loss = bce(logits, ones);
+            let g_loss = bce(logits, ones.clone());
             let g_value = g_loss.as_vec()[0];
             g_grads = g_loss.backward();
             g_opt

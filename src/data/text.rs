@@ -266,7 +266,8 @@ impl CharText {
     /// Encodes a string as character indices.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the first character that is not in the vocabulary.
+    /// [`Error::Usage`] naming the first character that is not in the vocabulary and its
+    /// position (from 1).
     ///
     /// # Shapes
     /// One index per character of `s`.
@@ -279,9 +280,13 @@ impl CharText {
     /// ```
     pub fn encode(&self, s: &str) -> Result<Vec<usize>> {
         s.chars()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 self.encode_char(c).ok_or_else(|| {
-                    Error::Usage(format!("character {c:?} is not in the text's vocabulary"))
+                    Error::Usage(format!(
+                        "character {c:?} at position {} is not in the text's vocabulary",
+                        i + 1
+                    ))
                 })
             })
             .collect()

@@ -23,4 +23,4 @@ pub use metric_sums::Metrics;
 pub use metrics::{argmax, in_top_k, ConfusionMatrix};
 pub use objective::{Classification, LanguageModeling, Objective, Regression, Report};
 pub use schedule::LrSchedule;
-pub use trainer::{TrainConfig, Trainer};
+pub use trainer::{progress_bar, TrainConfig, Trainer};

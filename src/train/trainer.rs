@@ -476,15 +476,10 @@ where
         if !self.config.progress {
             return None;
         }
-        let bar = ProgressBar::new(len);
-        let style = ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} batches  {msg}  {per_sec}  eta {eta}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.config.epochs));
-        Some(bar)
+        Some(progress_bar(
+            len,
+            format!("epoch {}/{}", epoch + 1, self.config.epochs),
+        ))
     }
 
     fn non_finite(&self, epoch: usize, step: usize, what: String) -> Error {
@@ -543,4 +538,29 @@ fn show(metrics: &Metrics) -> String {
             }
         })
         .collect()
+}
+
+/// The `Trainer`'s progress bar over `len` batches, for loops of your own (a GAN's two
+/// steps): `prefix [=====>    ] pos/len batches  msg  rate  eta`, drawn on a terminal only.
+///
+/// # Shapes
+/// Not a layer: `len` batches.
+///
+/// ```
+/// let bar = shapesafe::train::progress_bar(10, "epoch 1/3".to_string());
+/// bar.inc(1);
+/// bar.set_message("loss 0.5");
+/// assert_eq!(bar.position(), 1);
+/// bar.finish_and_clear();
+/// ```
+pub fn progress_bar(len: u64, prefix: String) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} batches  {msg}  {per_sec}  eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(prefix);
+    bar
 }
