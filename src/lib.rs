@@ -215,6 +215,7 @@ pub mod prelude {
     pub use crate::nn::builders::*;
     pub use crate::nn::init::{init_weights, Init};
     pub use crate::shape::ConvTransposeOut;
+    pub use crate::shape::Halved;
     pub use crate::shape::Scaled;
     pub use crate::shape::SumDim;
     pub use crate::shape::{Directions, Gates, LayerDirections};

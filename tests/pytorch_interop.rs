@@ -6,10 +6,12 @@ mod common;
 use common::TestDevice;
 
 use common::{assert_close, Tolerance};
+use shapesafe::models::googlenet::{builder::BasicConv2d, Inception};
 use shapesafe::models::mobilenet::{ConvBnReLU6, InvertedResidual, InvertedResidualSkip};
 use shapesafe::models::resnet::{BasicBlock, BasicBlockDown, BottleneckDown, ConvBn, Head};
-use shapesafe::models::vgg;
+use shapesafe::models::shufflenet::{ShuffleUnit, ShuffleUnitDown};
 use shapesafe::models::vgg::{BnStage1, BnStage2};
+use shapesafe::models::{googlenet, shufflenet, vgg};
 use shapesafe::prelude::*;
 use shapesafe::pytorch::{load_state_dict, tensor_shapes, NameMap};
 use shapesafe::Error;
@@ -40,6 +42,38 @@ type TinyVgg<const CLASSES: usize> = (
     (Linear<32, 32>, ReLU, Dropout),
     Linear<32, CLASSES>,
 );
+
+/// torchvision's GoogLeNet units at width 8 (`TinyInception`): an Inception block and the
+/// ceil-mode max pool, whose last windows are partial on the 16x16 input.
+type TinyInception = (
+    BasicConv2d<3, 8, 3, 1, 1>,
+    Inception<8, 4, 4, 6, 2, 3, 3>,
+    MaxPool2d<3, 2, 0, true>,
+    (GlobalAvgPool2d, Linear<16, 10>),
+);
+
+/// torchvision's ShuffleNetV2 units (`TinyShuffleNet`): a downsampling unit and a split unit.
+type TinyShuffleNet = (
+    (Conv2d<3, 8, 3, 2, 1, 1, 1, false>, BatchNorm2d<8>, ReLU),
+    ShuffleUnitDown<8, 8>,
+    ShuffleUnit<8>,
+    (GlobalAvgPool2d, Linear<16, 10>),
+);
+
+fn tiny_inception_layers() -> Vec<String> {
+    let mut names: Vec<String> = ["conv1.conv", "conv1.bn"].map(String::from).to_vec();
+    names.extend(googlenet::inception_layers("inception"));
+    names.push("fc".to_string());
+    names
+}
+
+fn tiny_shufflenet_layers() -> Vec<String> {
+    let mut names: Vec<String> = ["conv1.0", "conv1.1"].map(String::from).to_vec();
+    names.extend(shufflenet::unit_layers("stage2.0", true));
+    names.extend(shufflenet::unit_layers("stage2.1", false));
+    names.push("fc".to_string());
+    names
+}
 
 fn tiny_resnet_layers() -> Vec<String> {
     let mut names: Vec<String> = ["conv1", "bn1"].map(String::from).to_vec();
@@ -79,8 +113,13 @@ fn tiny_mobilenet_layers() -> Vec<String> {
 }
 
 /// The golden file's tensors as f64 vectors.
+/// The golden input and every small network's output (both files hold the same input).
 fn golden() -> BTreeMap<String, Vec<f64>> {
-    common::golden::read("tests/pytorch/small_nets_golden.safetensors")
+    let mut golden = common::golden::read("tests/pytorch/small_nets_golden.safetensors");
+    golden.extend(common::golden::read(
+        "tests/pytorch/zoo_blocks_golden.safetensors",
+    ));
+    golden
 }
 
 /// PyTorch computed in f64 from f32 weights; ours in f64 differs only in summation order.
@@ -157,6 +196,24 @@ fn vgg_with_batch_norm_matches_pytorch() {
         "vgg",
         "tests/pytorch/small_vgg.safetensors",
         &vgg::torchvision_layers(&[1, 2], true),
+    );
+}
+
+#[test]
+fn inception_block_and_ceil_mode_pool_match_pytorch() {
+    check_matches_pytorch::<TinyInception>(
+        "inception",
+        "tests/pytorch/small_inception.safetensors",
+        &tiny_inception_layers(),
+    );
+}
+
+#[test]
+fn shufflenet_units_match_pytorch() {
+    check_matches_pytorch::<TinyShuffleNet>(
+        "shufflenet",
+        "tests/pytorch/small_shufflenet.safetensors",
+        &tiny_shufflenet_layers(),
     );
 }
 
@@ -268,7 +325,7 @@ where
 
 #[test]
 fn zoo_name_maps_cover_torchvision() {
-    use shapesafe::models::{mobilenet, resnet, *};
+    use shapesafe::models::{alexnet, mobilenet, resnet, *};
     check_name_map::<ResNet18>(
         "resnet18",
         &resnet::torchvision_layers(&[2, 2, 2, 2], false),
@@ -281,6 +338,17 @@ fn zoo_name_maps_cover_torchvision() {
     check_name_map::<MobileNetV2>("mobilenet_v2", &mobilenet::torchvision_layers());
     check_name_map::<Vgg16>("vgg16", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], false));
     check_name_map::<Vgg16Bn>("vgg16_bn", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], true));
+    check_name_map::<AlexNet>("alexnet", &alexnet::torchvision_layers());
+    check_name_map::<GoogLeNet>("googlenet", &googlenet::torchvision_layers());
+    check_name_map::<ShuffleNetV2>("shufflenet_v2_x1_0", &shufflenet::torchvision_layers());
+    check_name_map::<ResNet101>(
+        "resnet101",
+        &resnet::torchvision_layers(&[3, 4, 23, 3], true),
+    );
+    check_name_map::<ResNet152>(
+        "resnet152",
+        &resnet::torchvision_layers(&[3, 8, 36, 3], true),
+    );
 }
 
 #[test]

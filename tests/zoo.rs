@@ -37,6 +37,15 @@ fn resnets_run_at_224() {
     forward_at::<ResNet18, 1, 3, 224, 224, 1000>(11_689_512);
     forward_at::<ResNet34, 1, 3, 224, 224, 1000>(21_797_672);
     forward_at::<ResNet50, 1, 3, 224, 224, 1000>(25_557_032);
+    forward_at::<ResNet101, 1, 3, 224, 224, 1000>(44_549_160);
+    forward_at::<ResNet152, 1, 3, 224, 224, 1000>(60_192_808);
+}
+
+#[test]
+fn alexnet_googlenet_and_shufflenet_run_at_224() {
+    forward_at::<AlexNet, 1, 3, 224, 224, 1000>(61_100_840);
+    forward_at::<GoogLeNet, 1, 3, 224, 224, 1000>(6_624_904);
+    forward_at::<ShuffleNetV2, 1, 3, 224, 224, 1000>(2_278_604);
 }
 
 #[test]

@@ -1,18 +1,24 @@
 //! The model zoo: classic architectures as types, each with its shape contract asserted.
 
+pub mod alexnet;
 pub mod autoencoder;
 mod autoencoder_objective;
 pub mod classic;
+pub mod googlenet;
 pub mod lenet;
 pub mod mobilenet;
 pub mod resnet;
+pub mod shufflenet;
 pub mod unet;
 pub mod vgg;
 pub mod vit;
 
+pub use alexnet::AlexNet;
+pub use googlenet::GoogLeNet;
 pub use lenet::LeNet5;
 pub use mobilenet::MobileNetV2;
-pub use resnet::{ResNet18, ResNet34, ResNet50};
+pub use resnet::{ResNet101, ResNet152, ResNet18, ResNet34, ResNet50};
+pub use shufflenet::ShuffleNetV2;
 pub use unet::{UNet, UNetSmall};
 pub use vgg::{Vgg11, Vgg11Bn, Vgg13, Vgg13Bn, Vgg16, Vgg16Bn, Vgg19, Vgg19Bn, VggCifar};
 pub use vit::builder::VisionTransformer;

@@ -1,8 +1,9 @@
-//! ResNet (He et al., 2015) as torchvision builds it: basic and bottleneck blocks, ResNet-18/34/50
-//! for 224x224x3, and their torchvision layer names for loading PyTorch weights.
+//! ResNet (He et al., 2015) as torchvision builds it: basic and bottleneck blocks, ResNet-18, 34,
+//! 50, 101 and 152 for 224x224x3, and their torchvision layer names for loading PyTorch weights.
 
 use crate::nn::builders::{
-    BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, ReLU, Residual, ResidualProjection,
+    BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, ReLU, Repeated, Residual,
+    ResidualProjection,
 };
 use dfdx::shapes::{Rank1, Rank3};
 
@@ -224,9 +225,75 @@ pub type ResNet50<const CLASSES: usize = 1000> = (
     Head<2048, CLASSES>,
 );
 
+/// ResNet-101, torchvision's `resnet101`: ResNet-50 with 23 blocks in its third stage.
+///
+/// # Shapes
+/// `(3, 224, 224) -> (CLASSES,)`, batched `(B, 3, 224, 224) -> (B, CLASSES)`.
+/// 44,549,160 parameters with 1000 classes, checked at compile time.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::models::ResNet101;
+/// assert_eq!(<ResNet101 as ShapeInfer<Rank3<3, 224, 224>>>::PARAMS, 44_549_160);
+/// ```
+pub type ResNet101<const CLASSES: usize = 1000> = (
+    Stem,
+    (
+        BottleneckDown<64, 64, 256, 1>,
+        Repeated<Bottleneck<256, 64>, 2>,
+    ),
+    (
+        BottleneckDown<256, 128, 512, 2>,
+        Repeated<Bottleneck<512, 128>, 3>,
+    ),
+    (
+        BottleneckDown<512, 256, 1024, 2>,
+        Repeated<Bottleneck<1024, 256>, 22>,
+    ),
+    (
+        BottleneckDown<1024, 512, 2048, 2>,
+        Repeated<Bottleneck<2048, 512>, 2>,
+    ),
+    Head<2048, CLASSES>,
+);
+
+/// ResNet-152, torchvision's `resnet152`: 8 blocks in the second stage, 36 in the third.
+///
+/// # Shapes
+/// `(3, 224, 224) -> (CLASSES,)`, batched `(B, 3, 224, 224) -> (B, CLASSES)`.
+/// 60,192,808 parameters with 1000 classes, checked at compile time.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::models::ResNet152;
+/// assert_eq!(<ResNet152 as ShapeInfer<Rank3<3, 224, 224>>>::PARAMS, 60_192_808);
+/// ```
+pub type ResNet152<const CLASSES: usize = 1000> = (
+    Stem,
+    (
+        BottleneckDown<64, 64, 256, 1>,
+        Repeated<Bottleneck<256, 64>, 2>,
+    ),
+    (
+        BottleneckDown<256, 128, 512, 2>,
+        Repeated<Bottleneck<512, 128>, 7>,
+    ),
+    (
+        BottleneckDown<512, 256, 1024, 2>,
+        Repeated<Bottleneck<1024, 256>, 35>,
+    ),
+    (
+        BottleneckDown<1024, 512, 2048, 2>,
+        Repeated<Bottleneck<2048, 512>, 2>,
+    ),
+    Head<2048, CLASSES>,
+);
+
 crate::assert_shapes!(ResNet18: Rank3<3, 224, 224> => Rank1<1000>, params = 11_689_512);
 crate::assert_shapes!(ResNet34: Rank3<3, 224, 224> => Rank1<1000>, params = 21_797_672);
 crate::assert_shapes!(ResNet50: Rank3<3, 224, 224> => Rank1<1000>, params = 25_557_032);
+crate::assert_shapes!(ResNet101: Rank3<3, 224, 224> => Rank1<1000>, params = 44_549_160);
+crate::assert_shapes!(ResNet152: Rank3<3, 224, 224> => Rank1<1000>, params = 60_192_808);
 
 /// torchvision's names for a ResNet's layers with tensors, in the order they run:
 /// `conv1`, `bn1`, `layer1.0.conv1`, ... `layer4.1.bn2`, `fc`.

@@ -5,6 +5,7 @@ pub mod activation_extra;
 pub mod adaptive_pool;
 pub mod attention;
 pub mod batchnorm;
+pub mod channel;
 pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
@@ -23,6 +24,7 @@ pub mod pool;
 pub mod positional;
 pub mod recurrent;
 mod relabel;
+mod repeated;
 pub mod residual;
 pub mod rows;
 pub mod seq2seq;
@@ -40,6 +42,7 @@ pub mod builders {
     pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::attention::builder::MultiHeadAttention;
     pub use super::batchnorm::builder::BatchNorm2d;
+    pub use super::channel::{ChannelShuffle, ChannelSplit};
     pub use super::concat::Concat;
     pub use super::conv::builder::Conv2d;
     pub use super::conv_transpose::builder::ConvTranspose2d;
@@ -62,6 +65,7 @@ pub mod builders {
     pub use super::transformer::{MeanPool, SequenceMean};
     pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
+    pub use dfdx::nn::builders::Repeated;
 }
 
 /// The modules builders build: tensors on a device, ready for `forward`.
@@ -73,6 +77,7 @@ pub mod modules {
     pub use super::adaptive_pool::{AdaptiveAvgPool2d, GlobalAvgPool2d};
     pub use super::attention::{MultiHeadAttention, OutProjection};
     pub use super::batchnorm::BatchNorm2d;
+    pub use super::channel::{ChannelShuffle, ChannelSplit};
     pub use super::concat::Concat;
     pub use super::conv::{Conv2d, Conv2dNoBias};
     pub use super::conv_transpose::ConvTranspose2d;
@@ -94,4 +99,5 @@ pub mod modules {
     };
     pub use super::unflatten::Unflatten;
     pub use super::upsample::{Bilinear, BilinearAlignCorners, Nearest, Upsample2d};
+    pub use dfdx::nn::modules::Repeated;
 }

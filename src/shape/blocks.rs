@@ -120,6 +120,22 @@ pub const fn check_residual(branch: &[usize], input: &[usize]) {
         .fail();
 }
 
+/// Checks that a block stacked `count` times by `Repeated` keeps its input's shape.
+pub const fn check_repeated(block: &[usize], input: &[usize], count: usize) {
+    if has_zero(block) || has_zero(input) || same_dims(block, input) {
+        return;
+    }
+    Message::new()
+        .text("shape mismatch: Repeated block gives ")
+        .dims(block)
+        .text(", but its input is ")
+        .dims(input)
+        .text(": the ")
+        .number(count)
+        .text(" blocks must each keep their input's shape")
+        .fail();
+}
+
 /// Checks that a `ResidualProjection`'s branch and shortcut give equal shapes, so
 /// that `branch(x) + shortcut(x)` is defined.
 pub const fn check_residual_projection(branch: &[usize], shortcut: &[usize], input: &[usize]) {

@@ -156,25 +156,75 @@ const fn check_window(
 
 /// Checks a `MaxPool2d` or `AvgPool2d` (`name`) against its input `(channels, height, width)`.
 ///
-/// `generics` is `[KERNEL, STRIDE, PADDING]`.
-pub const fn check_pool2d(name: &str, generics: [usize; 3], input: [usize; 3]) {
+/// `generics` is `[KERNEL, STRIDE, PADDING]`; `ceil_mode` is the fourth, `CEIL_MODE`.
+pub const fn check_pool2d(name: &str, generics: [usize; 3], ceil_mode: bool, input: [usize; 3]) {
     let [kernel, stride, padding] = generics;
-    let name = mismatch(name, &generics, &[kernel, 0]);
+    let layer = Message::new().text("shape mismatch: ");
+    let layer = append_pool_name(layer, name, generics, ceil_mode);
     if kernel == 0 || stride == 0 {
-        name.text(": kernel and stride must be at least 1").fail();
+        layer.text(": kernel and stride must be at least 1").fail();
     }
     if 2 * padding > kernel {
         // PyTorch's rule: wider padding would make windows of padding only.
-        name.text(": padding ")
+        layer
+            .text(": padding ")
             .number(padding)
             .text(" is more than half the window ")
             .number(kernel)
             .fail();
     }
+    if ceil_mode && !const_str_eq(name, "MaxPool2d") {
+        // An average's divisor changes for ceil mode's partial last window; only max
+        // pooling, which needs no divisor, supports it.
+        layer
+            .text(": ceil mode is supported by MaxPool2d only")
+            .fail();
+    }
     if has_zero(&input) {
         return;
     }
-    check_window(name, "window", kernel, padding, 1, input);
+    check_window(layer, "window", kernel, padding, 1, input);
+}
+
+/// The name of a pooling layer: `MaxPool2d<3, 2>`, or with ceil mode `MaxPool2d<3, 2, 0, true>`.
+pub const fn pool_name(name: &str, generics: [usize; 3], ceil_mode: bool) -> Message {
+    append_pool_name(Message::new(), name, generics, ceil_mode)
+}
+
+const fn append_pool_name(
+    m: Message,
+    name: &str,
+    generics: [usize; 3],
+    ceil_mode: bool,
+) -> Message {
+    let [kernel, stride, padding] = generics;
+    if !ceil_mode {
+        return append_layer_name(m, name, &generics, &[kernel, 0]);
+    }
+    m.text(name)
+        .text("<")
+        .number(kernel)
+        .text(", ")
+        .number(stride)
+        .text(", ")
+        .number(padding)
+        .text(", true>")
+}
+
+/// `a == b` in a const context.
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The name of `Linear<IN, OUT>`.
@@ -311,7 +361,7 @@ mod tests {
     #[test]
     fn valid_shapes_pass() {
         check_conv2d([1, 6, 5, 1, 2, 1, 1], [1, 28, 28]);
-        check_pool2d("MaxPool2d", [2, 2, 0], [6, 28, 28]);
+        check_pool2d("MaxPool2d", [2, 2, 0], false, [6, 28, 28]);
         check_linear([400, 120], 400, &[16, 5, 5]);
         check_contract("M", &[1, 28, 28], &[10], &[10]);
         check_params("M", 5, 5);

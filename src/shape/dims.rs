@@ -92,25 +92,25 @@ pub const fn window_output(
 }
 
 macro_rules! dim_type_traits {
-    ($name:ident <$($p:ident),*; $(const $c:ident),*>) => {
-        impl<$($p,)* $(const $c: usize),*> Clone for $name<$($p,)* $($c),*> {
+    ($name:ident <$($p:ident),*; $(const $c:ident: $t:ty),*>) => {
+        impl<$($p,)* $(const $c: $t),*> Clone for $name<$($p,)* $($c),*> {
             fn clone(&self) -> Self {
                 *self
             }
         }
-        impl<$($p,)* $(const $c: usize),*> Copy for $name<$($p,)* $($c),*> {}
-        impl<$($p,)* $(const $c: usize),*> Default for $name<$($p,)* $($c),*> {
+        impl<$($p,)* $(const $c: $t),*> Copy for $name<$($p,)* $($c),*> {}
+        impl<$($p,)* $(const $c: $t),*> Default for $name<$($p,)* $($c),*> {
             fn default() -> Self {
                 Self(PhantomData)
             }
         }
-        impl<$($p,)* $(const $c: usize),*> PartialEq for $name<$($p,)* $($c),*> {
+        impl<$($p,)* $(const $c: $t),*> PartialEq for $name<$($p,)* $($c),*> {
             fn eq(&self, _: &Self) -> bool {
                 true
             }
         }
-        impl<$($p,)* $(const $c: usize),*> Eq for $name<$($p,)* $($c),*> {}
-        impl<$($p: 'static,)* $(const $c: usize),*> Dim for $name<$($p,)* $($c),*>
+        impl<$($p,)* $(const $c: $t),*> Eq for $name<$($p,)* $($c),*> {}
+        impl<$($p: 'static,)* $(const $c: $t),*> Dim for $name<$($p,)* $($c),*>
         where
             Self: ConstDim,
         {
@@ -123,7 +123,7 @@ macro_rules! dim_type_traits {
                 (size == <Self as ConstDim>::SIZE).then(Self::default)
             }
         }
-        impl<$($p,)* $(const $c: usize),*> core::fmt::Debug for $name<$($p,)* $($c),*>
+        impl<$($p,)* $(const $c: $t),*> core::fmt::Debug for $name<$($p,)* $($c),*>
         where
             Self: ConstDim,
         {
@@ -158,7 +158,7 @@ pub struct ConvOut<
     const DILATION: usize,
 >(PhantomData<fn() -> Input>);
 
-dim_type_traits!(ConvOut<Input; const KERNEL, const STRIDE, const PADDING, const DILATION>);
+dim_type_traits!(ConvOut<Input; const KERNEL: usize, const STRIDE: usize, const PADDING: usize, const DILATION: usize>);
 
 impl<
         Input: StaticDim,
@@ -181,17 +181,89 @@ impl<
 {
 }
 
-/// The spatial size after a pooling window (no dilation) slides over `Input`.
+/// The spatial size after a pooling window (no dilation) slides over `Input`, rounding
+/// down (PyTorch's default) or up (`ceil_mode=True`).
+///
+/// PyTorch equivalent: the `H_out` formula of `torch.nn.MaxPool2d`. In ceil mode a last,
+/// partial window counts as long as it starts inside the input or its left padding.
+///
+/// # Generics
+/// - `Input`: the incoming dim (any [`StaticDim`]).
+/// - `KERNEL`, `STRIDE`, `PADDING`: the window's geometry.
+/// - `CEIL_MODE`: round the window count up, default `false`.
 ///
 /// # Shapes
-/// `SIZE = (Input + 2 * PADDING - KERNEL) / STRIDE + 1`.
+/// `SIZE = (Input + 2 * PADDING - KERNEL) / STRIDE + 1`, rounded down or up.
 ///
 /// ```
 /// use shapesafe::prelude::*;
 /// assert_eq!(<PoolOut<Const<28>, 2, 2, 0> as ConstDim>::SIZE, 14);
+/// // GoogLeNet's first pool: 112 -> 55 when rounding down, 56 in ceil mode.
+/// assert_eq!(<PoolOut<Const<112>, 3, 2, 0> as ConstDim>::SIZE, 55);
+/// assert_eq!(<PoolOut<Const<112>, 3, 2, 0, true> as ConstDim>::SIZE, 56);
 /// ```
-pub type PoolOut<Input, const KERNEL: usize, const STRIDE: usize, const PADDING: usize> =
-    ConvOut<Input, KERNEL, STRIDE, PADDING, 1>;
+pub struct PoolOut<
+    Input,
+    const KERNEL: usize,
+    const STRIDE: usize,
+    const PADDING: usize,
+    const CEIL_MODE: bool = false,
+>(PhantomData<fn() -> Input>);
+
+dim_type_traits!(PoolOut<Input; const KERNEL: usize, const STRIDE: usize, const PADDING: usize, const CEIL_MODE: bool>);
+
+impl<
+        Input: StaticDim,
+        const KERNEL: usize,
+        const STRIDE: usize,
+        const PADDING: usize,
+        const CEIL_MODE: bool,
+    > ConstDim for PoolOut<Input, KERNEL, STRIDE, PADDING, CEIL_MODE>
+{
+    const SIZE: usize = pool_output(Input::SIZE, KERNEL, STRIDE, PADDING, CEIL_MODE);
+}
+
+impl<
+        Input: StaticDim,
+        const KERNEL: usize,
+        const STRIDE: usize,
+        const PADDING: usize,
+        const CEIL_MODE: bool,
+    > StaticDim for PoolOut<Input, KERNEL, STRIDE, PADDING, CEIL_MODE>
+{
+}
+
+/// Output length of a pooling window, PyTorch's `pooling_output_shape`: the floor formula
+/// of [`window_output`], or in ceil mode the count rounded up, less a last window that
+/// would start in the right padding.
+///
+/// Returns 0 when the window does not fit or `stride` is 0, as [`window_output`] does.
+///
+/// ```
+/// use shapesafe::shape::pool_output;
+/// assert_eq!(pool_output(112, 3, 2, 0, false), 55);
+/// assert_eq!(pool_output(112, 3, 2, 0, true), 56);
+/// // A window may not start in the right padding: 5 + 2 * 1 with kernel 2, stride 2.
+/// assert_eq!(pool_output(5, 2, 2, 1, true), 3);
+/// ```
+pub const fn pool_output(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    ceil_mode: bool,
+) -> usize {
+    let floor = window_output(input, kernel, stride, padding, 1);
+    if !ceil_mode || floor == 0 {
+        return floor;
+    }
+    let span = input + 2 * padding - kernel;
+    let mut out = span.div_ceil(stride) + 1;
+    if (out - 1) * stride >= input + padding {
+        out -= 1;
+    }
+    out
+}
 
 /// One dim holding the product of a static shape's dims: what `Flatten` produces.
 ///
@@ -228,7 +300,7 @@ impl<Dims: StaticShape> StaticDim for Flattened<Dims> {
 /// ```
 pub struct PerGroup<const CHANNELS: usize, const GROUPS: usize>(PhantomData<fn()>);
 
-dim_type_traits!(PerGroup<; const CHANNELS, const GROUPS>);
+dim_type_traits!(PerGroup<; const CHANNELS: usize, const GROUPS: usize>);
 
 impl<const CHANNELS: usize, const GROUPS: usize> ConstDim for PerGroup<CHANNELS, GROUPS> {
     const SIZE: usize = match CHANNELS.checked_div(GROUPS) {

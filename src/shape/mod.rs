@@ -2,6 +2,7 @@
 
 mod attention;
 mod blocks;
+mod channels;
 mod checks;
 mod contract;
 mod dims;
@@ -19,13 +20,14 @@ pub use attention::{
     SequenceDim,
 };
 pub use blocks::{
-    batchnorm2d_name, check_batchnorm2d, check_concat, check_residual, check_residual_projection,
-    SumDim,
+    batchnorm2d_name, check_batchnorm2d, check_concat, check_repeated, check_residual,
+    check_residual_projection, SumDim,
 };
+pub use channels::{check_channel_shuffle, check_channel_split, Halved};
 pub use checks::*;
 pub use dims::{
-    product, window_output, ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut, StaticDim,
-    StaticShape,
+    pool_output, product, window_output, ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut,
+    StaticDim, StaticShape,
 };
 pub use infer::{name_rows, ShapeInfer, Summary, SummaryRow};
 pub use message::Message;

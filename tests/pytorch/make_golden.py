@@ -9,6 +9,9 @@ It writes, under tests/pytorch/:
   from torchvision's own ResNet, MobileNetV2 and VGG building blocks;
 - small_nets_golden.safetensors: an input batch and each network's output on it in eval mode,
   computed in float64 from the same (float32-rounded) weights;
+- small_{inception,shufflenet}.safetensors and zoo_blocks_golden.safetensors: the same for two
+  small networks built from torchvision's GoogLeNet and ShuffleNetV2 units (an Inception block
+  and a ceil-mode max pool; both kinds of ShuffleNetV2 InvertedResidual);
 - torchvision_keys.txt: every state-dict name and shape of torchvision's full-size models, so the
   Rust side can check its name maps without shipping their weights.
 Batch-norm running statistics are randomised so that they matter in eval mode.
@@ -17,7 +20,9 @@ Batch-norm running statistics are randomised so that they matter in eval mode.
 import torch
 import torch.nn as nn
 import torchvision
+from torchvision.models.googlenet import BasicConv2d, Inception
 from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleUnit
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from safetensors.torch import save_file
 
@@ -80,6 +85,39 @@ def tiny_vgg():
     return net
 
 
+class TinyInception(nn.Module):
+    """torchvision's GoogLeNet units at width 8: a BasicConv2d stem, an Inception block, the
+    ceil-mode max pool (16 -> 8, its last windows partial), global pooling and fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = BasicConv2d(3, 8, kernel_size=3, padding=1)
+        self.inception = Inception(8, 4, 4, 6, 2, 3, 3)
+        self.maxpool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.maxpool(self.inception(self.conv1(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TinyShuffleNet(nn.Module):
+    """torchvision's ShuffleNetV2 layout at width 8: stem, a downsampling unit (8 -> 16
+    channels) and a channel-split unit, global pooling and fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True)
+        )
+        self.stage2 = nn.Sequential(ShuffleUnit(8, 16, 2), ShuffleUnit(16, 16, 1))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stage2(self.conv1(x))
+        return self.fc(x.mean([2, 3]))
+
+
 def randomise_batch_norms(net):
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -104,6 +142,18 @@ def main():
             golden[name] = net.double()(x).contiguous()
     save_file(golden, "tests/pytorch/small_nets_golden.safetensors")
 
+    # Written after the first three so that their files stay as they were.
+    zoo = {"inception": TinyInception(), "shufflenet": TinyShuffleNet()}
+    golden = {"input": x}
+    for name, net in zoo.items():
+        randomise_batch_norms(net)
+        net.eval()
+        weights = {k: t.detach().float().contiguous() for k, t in net.state_dict().items()}
+        save_file(weights, f"tests/pytorch/small_{name}.safetensors")
+        with torch.no_grad():
+            golden[name] = net.double()(x).contiguous()
+    save_file(golden, "tests/pytorch/zoo_blocks_golden.safetensors")
+
     full = {
         "vgg16": torchvision.models.vgg16,
         "vgg16_bn": torchvision.models.vgg16_bn,
@@ -111,6 +161,11 @@ def main():
         "resnet34": torchvision.models.resnet34,
         "resnet50": torchvision.models.resnet50,
         "mobilenet_v2": torchvision.models.mobilenet_v2,
+        "alexnet": torchvision.models.alexnet,
+        "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=False),
+        "shufflenet_v2_x1_0": torchvision.models.shufflenet_v2_x1_0,
+        "resnet101": torchvision.models.resnet101,
+        "resnet152": torchvision.models.resnet152,
     }
     with open("tests/pytorch/torchvision_keys.txt", "w") as f:
         f.write(f"# torchvision {torchvision.__version__}: model, state-dict name, shape\n")

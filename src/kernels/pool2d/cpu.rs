@@ -217,7 +217,9 @@ fn max_plane<E: Float + Default + 'static>(
     argmax: &mut [u32],
     base: usize,
 ) {
-    if g.kernel == 2 && g.stride == 2 && g.padding == 0 {
+    // Ceil mode's partial last window (an odd side) takes the general path.
+    let whole_windows = 2 * g.out_height <= g.in_height && 2 * g.out_width <= g.in_width;
+    if g.kernel == 2 && g.stride == 2 && g.padding == 0 && whole_windows {
         return vectorized!(max_plane_2x2(g, input, out, argmax, base));
     }
     for oh in 0..g.out_height {
@@ -474,9 +476,17 @@ mod tests {
         out
     }
 
-    /// Runs all four fast kernels in `T` against the reference. With `ties`, inputs come
-    /// from a handful of values so windows hold equal maxima.
+    /// Runs all four fast kernels in `T` against the reference (only max pooling's two in
+    /// ceil mode, `avg` false). With `ties`, inputs come from a handful of values so
+    /// windows hold equal maxima.
     fn check_case<T>(g: &Pool2dGeometry, seed: u64, ties: bool, tol: f64)
+    where
+        T: Float + Default + Send + Sync + 'static + Into<f64>,
+    {
+        check_kernels::<T>(g, seed, ties, tol, true)
+    }
+
+    fn check_kernels<T>(g: &Pool2dGeometry, seed: u64, ties: bool, tol: f64, avg: bool)
     where
         T: Float + Default + Send + Sync + 'static + Into<f64>,
     {
@@ -516,6 +526,9 @@ mod tests {
         max_pool2d_backward(g, &idx, &gyt, &mut gx);
         let rgx = ref_max_backward(g, &x, &gy);
         assert_close(&format!("{g:?} max grad"), &gx, &plus(&gx0, &rgx), tol);
+        if !avg {
+            return;
+        }
 
         let mut y = vec![T::nan(); out_len(g)];
         avg_pool2d_forward(g, &xt, &mut y);
@@ -541,6 +554,30 @@ mod tests {
             check_case::<f64>(g, i as u64, false, 1e-10);
             check_case::<f64>(g, 500 + i as u64, true, 1e-10);
         }
+    }
+
+    #[test]
+    fn ceil_mode_max_matches_reference() {
+        // Every grid geometry whose ceil-mode count differs, on odd and even sides, so
+        // the 2x2 fast path's partial windows are covered too.
+        let mut checked = 0;
+        for (h, w) in [(7, 9), (6, 8), (7, 8)] {
+            for k in [2, 3, 5] {
+                for s in [2, 3] {
+                    for p in [0, 1, 2] {
+                        let Some(mut g) = geometry(2, 3, h, w, k, s, p) else {
+                            continue;
+                        };
+                        g.out_height = crate::shape::pool_output(h, k, s, p, true);
+                        g.out_width = crate::shape::pool_output(w, k, s, p, true);
+                        checked += 1;
+                        check_kernels::<f64>(&g, checked, false, 1e-10, false);
+                        check_kernels::<f32>(&g, 100 + checked, true, 1e-4, false);
+                    }
+                }
+            }
+        }
+        assert!(checked > 30, "only {checked} geometries");
     }
 
     #[test]
