@@ -214,6 +214,7 @@ pub mod prelude {
     pub use crate::kernels::KernelDevice;
     pub use crate::nn::builders::*;
     pub use crate::nn::init::{init_weights, Init};
+    pub use crate::nn::policy_value::HeadsInfer;
     pub use crate::shape::ConvTransposeOut;
     pub use crate::shape::Halved;
     pub use crate::shape::Scaled;

@@ -20,6 +20,7 @@ pub mod init;
 pub mod linear;
 pub mod linear_sequence;
 pub mod loss;
+pub mod policy_value;
 pub mod pool;
 pub mod positional;
 pub mod recurrent;
@@ -51,6 +52,7 @@ pub mod builders {
     pub use super::embedding::builder::Embedding;
     pub use super::flatten::Flatten;
     pub use super::linear::builder::Linear;
+    pub use super::policy_value::PolicyValue;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::positional::builder::LearnedPositionalEmbedding;
     pub use super::positional::SinusoidalPositionalEncoding;
@@ -86,6 +88,7 @@ pub mod modules {
     pub use super::embedding::Embedding;
     pub use super::flatten::Flatten;
     pub use super::linear::Linear;
+    pub use super::policy_value::PolicyValue;
     pub use super::pool::{AvgPool2d, MaxPool2d};
     pub use super::positional::{LearnedPositionalEmbedding, SinusoidalPositionalEncoding};
     pub use super::recurrent::cell::Cell;
