@@ -137,8 +137,16 @@ fn shape_text(dims: &[usize]) -> String {
     }
 }
 
-/// `61706` as `61,706`.
-fn thousands(n: usize) -> String {
+/// `61706` as `61,706`: how summaries print parameter counts.
+///
+/// # Shapes
+/// Not a layer.
+///
+/// ```
+/// assert_eq!(shapesafe::shape::thousands(61_100_840), "61,100,840");
+/// assert_eq!(shapesafe::shape::thousands(999), "999");
+/// ```
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

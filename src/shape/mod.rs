@@ -29,7 +29,7 @@ pub use dims::{
     pool_output, product, window_output, ConvOut, Flattened, MaxoutOut, PerGroup, PoolOut,
     StaticDim, StaticShape,
 };
-pub use infer::{name_rows, ShapeInfer, Summary, SummaryRow};
+pub use infer::{name_rows, thousands, ShapeInfer, Summary, SummaryRow};
 pub use message::Message;
 pub use recurrent::{
     check_last_step, check_recurrent, check_recurrent_layers, directions, recurrent_name,
