@@ -46,6 +46,7 @@ struct Args {
     train_images: usize,
     batch_size: usize,
     lr: f64,
+    label_smoothing: f32,
     samples: usize,
     lenet: PathBuf,
     data: PathBuf,
@@ -55,7 +56,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: gan [--epochs N] [--train-images N] [--batch-size B] [--lr LR] \
-[--samples N] [--lenet FILE] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
+[--label-smoothing S] [--samples N] [--lenet FILE] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -63,6 +64,7 @@ fn parse_args() -> Result<Args> {
         train_images: 60_000,
         batch_size: 64,
         lr: 2e-4,
+        label_smoothing: 0.0,
         samples: 1000,
         lenet: PathBuf::from("runs/lenet/lenet5.safetensors"),
         data: data_dir().join("mnist"),
@@ -86,6 +88,9 @@ fn parse_args() -> Result<Args> {
             "--train-images" => args.train_images = value.parse().map_err(|_| bad("a count"))?,
             "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a count"))?,
             "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
+            "--label-smoothing" => {
+                args.label_smoothing = value.parse().map_err(|_| bad("a number"))?
+            }
             "--samples" => args.samples = value.parse().map_err(|_| bad("a count"))?,
             "--lenet" => args.lenet = PathBuf::from(value),
             "--data" => args.data = PathBuf::from(value),
@@ -99,6 +104,12 @@ fn parse_args() -> Result<Args> {
         return Err(Error::Usage(format!(
             "--lr must be a positive number, got {}",
             args.lr
+        )));
+    }
+    if !(0.0..0.5).contains(&args.label_smoothing) {
+        return Err(Error::Usage(format!(
+            "--label-smoothing must be in [0, 0.5), got {}",
+            args.label_smoothing
         )));
     }
     if args.epochs == 0 || args.batch_size == 0 || args.samples == 0 || args.train_images == 0 {
@@ -232,12 +243,14 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     // the batch's own statistics, so it needs no running averages of its own.
     let mut ema = g.clone();
     println!(
-        "{}\n\n{}\n\ndevice {}: {count} images, batch {}, Adam lr {} betas (0.5, 0.999)\n",
+        "{}\n\n{}\n\ndevice {}: {count} images, batch {}, Adam lr {} betas (0.5, 0.999), \
+         real label {}\n",
         Summary::of::<GeneratorConfig, Rank1<LATENT>>(),
         Summary::of::<model::DiscriminatorConfig, Rank3<1, 28, 28>>(),
         args.device,
         args.batch_size,
         args.lr,
+        1.0 - args.label_smoothing,
     );
     let adam = AdamConfig {
         lr: args.lr,
@@ -251,8 +264,11 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mut g_grads = g.try_alloc_grads().map_err(Error::device)?;
     let mut d_grads = d.try_alloc_grads().map_err(Error::device)?;
     let mut stats = Vec::new();
-    // Every batch is full (`drop_last`), so the labels are made once.
+    // Every batch is full (`drop_last`), so the labels are made once. One-sided label
+    // smoothing (Salimans et al., 2016) lowers only the discriminator's target for real
+    // digits, so that it cannot grow overconfident; the generator still aims at 1.
     let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(args.batch_size, Const));
+    let real_targets = ones.clone() * (1.0 - args.label_smoothing);
     let zeros: Tensor<(usize, Const<1>), f32, D> = dev.zeros_like(&(args.batch_size, Const));
 
     for epoch in 0..args.epochs {
@@ -289,7 +305,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
                 .sigmoid()
                 .mean::<Rank0, _>()
                 .as_vec()[0];
-            let (loss_real, tape) = bce(real_logits, ones.clone()).split_tape();
+            let (loss_real, tape) = bce(real_logits, real_targets.clone()).split_tape();
             let fake_logits = d
                 .try_forward_mut(fake.clone().put_tape(tape))
                 .map_err(Error::device)?;

@@ -9,6 +9,15 @@ use crate::nn::builders::{
 use dfdx::shapes::{Rank1, Rank3};
 
 /// A bias-free 1x1 convolution, batch norm, ReLU.
+///
+/// # Shapes
+/// `(IN, H, W) -> (OUT, H, W)`.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::models::shufflenet::PointwiseBnReLU;
+/// shapesafe::assert_shapes!(PointwiseBnReLU<464, 1024>: Rank3<464, 7, 7> => Rank3<1024, 7, 7>);
+/// ```
 pub type PointwiseBnReLU<const IN: usize, const OUT: usize> = (
     Conv2d<IN, OUT, 1, 1, 0, 1, 1, false>,
     BatchNorm2d<OUT>,
@@ -16,6 +25,15 @@ pub type PointwiseBnReLU<const IN: usize, const OUT: usize> = (
 );
 
 /// A bias-free 3x3 depthwise convolution (one filter per channel) and batch norm, no ReLU.
+///
+/// # Shapes
+/// `(CHANNELS, H, W) -> (CHANNELS, ceil(H / STRIDE), ceil(W / STRIDE))`.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::models::shufflenet::DepthwiseBn;
+/// shapesafe::assert_shapes!(DepthwiseBn<24, 2>: Rank3<24, 56, 56> => Rank3<24, 28, 28>, params = 264);
+/// ```
 pub type DepthwiseBn<const CHANNELS: usize, const STRIDE: usize> = (
     Conv2d<CHANNELS, CHANNELS, 3, STRIDE, 1, 1, CHANNELS, false>,
     BatchNorm2d<CHANNELS>,
@@ -25,6 +43,12 @@ pub type DepthwiseBn<const CHANNELS: usize, const STRIDE: usize> = (
 ///
 /// # Shapes
 /// `(IN, H, W) -> (BRANCH, ceil(H / STRIDE), ceil(W / STRIDE))`.
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use shapesafe::models::shufflenet::ShuffleBranch;
+/// shapesafe::assert_shapes!(ShuffleBranch<24, 58, 2>: Rank3<24, 56, 56> => Rank3<58, 28, 28>);
+/// ```
 pub type ShuffleBranch<const IN: usize, const BRANCH: usize, const STRIDE: usize> = (
     PointwiseBnReLU<IN, BRANCH>,
     DepthwiseBn<BRANCH, STRIDE>,
