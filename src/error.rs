@@ -127,6 +127,14 @@ pub enum Error {
         /// What was not finite: the loss, or the gradient of a named parameter.
         what: String,
     },
+    /// A rank of a distributed run failed, or the ranks disagree (different models, a
+    /// collective that did not complete). Every rank stops with this error.
+    Distributed {
+        /// The rank that failed first (the lowest, when several did).
+        rank: usize,
+        /// What went wrong, as that rank saw it where this is that rank.
+        reason: String,
+    },
     /// An example was asked for past the end of a data set.
     IndexOutOfRange {
         /// The index asked for.
@@ -252,6 +260,9 @@ impl fmt::Display for Error {
                 f,
                 "Training stopped at epoch {epoch}, step {step}: the {what} is not finite (NaN or infinity). Lower the learning rate or clip gradients."
             ),
+            Error::Distributed { rank, reason } => {
+                write!(f, "Rank {rank} of the distributed run failed: {reason}")
+            }
             Error::IndexOutOfRange { index, len } => write!(
                 f,
                 "Example {index} was asked for, but the data set has only {len} examples."

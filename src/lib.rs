@@ -36,6 +36,7 @@
 
 pub mod data;
 pub mod device;
+pub mod distributed;
 mod error;
 pub mod kernels;
 pub mod models;

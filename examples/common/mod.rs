@@ -2,10 +2,11 @@
 
 use shapesafe::data::{data_dir, random_split, DataLoader, Dataset, Mnist, Normalize};
 use shapesafe::device::DeviceKind;
+use shapesafe::distributed::{agree, DataParallel};
 use shapesafe::optim::Adam;
 use shapesafe::prelude::*;
 use shapesafe::train::{
-    save_atomic, Classification, EarlyStopping, LrSchedule, Monitor, TrainConfig, Trainer,
+    save_atomic, Classification, EarlyStopping, History, LrSchedule, Monitor, TrainConfig, Trainer,
 };
 use shapesafe::{Error, Result};
 use std::path::PathBuf;
@@ -27,14 +28,17 @@ pub struct Args {
     pub clip_grad_norm: Option<f64>,
     /// Where to train: `--device cpu|cuda|cuda:N`, else the GPU when there is one.
     pub device: DeviceKind,
+    /// Data-parallel over the processes `mpirun` started (needs the `mpi` feature).
+    pub distributed: bool,
 }
 
 /// Parses `--epochs --batch-size --lr --lr-decay --patience --data --out --resume --seed
-/// --device`, starting from `defaults`.
+/// --device --distributed`, starting from `defaults`.
 pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
     let usage = format!(
         "usage: {name} [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] [--patience P] \
-         [--data DIR] [--out DIR] [--resume FILE] [--seed S] [--device cpu|cuda|cuda:N]"
+         [--data DIR] [--out DIR] [--resume FILE] [--seed S] [--device cpu|cuda|cuda:N] \
+         [--distributed]"
     );
     let mut args = defaults;
     let mut device = None;
@@ -43,6 +47,10 @@ pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
         if flag == "--help" || flag == "-h" {
             println!("{usage}");
             std::process::exit(0);
+        }
+        if flag == "--distributed" {
+            args.distributed = true;
+            continue;
         }
         let value = it
             .next()
@@ -82,6 +90,7 @@ pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
         resume: None,
         clip_grad_norm: None,
         device: DeviceKind::Cpu,
+        distributed: false,
     }
 }
 
@@ -105,7 +114,13 @@ where
             Error = D::Err,
         >,
 {
-    let mnist = Mnist::load(&args.data)?;
+    let parallel = data_parallel(args.distributed)?;
+    let main = parallel.as_ref().is_none_or(DataParallel::is_main);
+    // A rank that cannot read its data must not leave the others waiting for it.
+    let mnist = match &parallel {
+        Some(p) => agree(&*p.comm, Mnist::load(&args.data))?,
+        None => Mnist::load(&args.data)?,
+    };
     // 55,000 to train on, 5,000 to validate (early stopping watches them); the test set is
     // only used once, at the end.
     let valid_len = mnist.train.len() / 12;
@@ -116,10 +131,14 @@ where
     )?;
     let (train, valid) = (&split[0], &split[1]);
     let model = M::try_build_on_device(&dev).map_err(|e| Error::Device(format!("{e:?}")))?;
+    // Data-parallel ranks together take batches `ranks` times larger, so the rate grows by
+    // the same factor (the linear scaling rule of Goyal et al., 2017).
+    let ranks = parallel.as_ref().map_or(1, DataParallel::world_size);
+    let lr = args.lr * ranks as f64;
     let optimizer = Adam::new(
         &model,
         AdamConfig {
-            lr: args.lr,
+            lr,
             ..Default::default()
         },
     );
@@ -138,31 +157,59 @@ where
         .with_objective(Classification::top(3))
         .with_config(config)
         .with_summary(Summary::of::<M, Rank3<1, 28, 28>>());
+    if let Some(p) = &parallel {
+        trainer = trainer.data_parallel(p.clone());
+    }
     if let Some(path) = &args.resume {
         trainer.resume(path)?;
+    }
+    if let (Some(path), true) = (&args.resume, main) {
         println!(
             "resumed from {} after epoch {}",
             path.display(),
             trainer.history().records.len()
         );
     }
-    let train = DataLoader::new(train, args.batch_size)?
+    let mut train = DataLoader::new(train, args.batch_size)?
         .shuffle(args.seed)
         .drop_last(true)
         .transform(Normalize::mnist());
-    let valid = DataLoader::new(valid, 500)?.transform(Normalize::mnist());
+    let mut valid = DataLoader::new(valid, 500)?.transform(Normalize::mnist());
+    if let Some(p) = &parallel {
+        train = train.shard(p.rank(), ranks)?;
+        valid = valid.shard(p.rank(), ranks)?;
+    }
     let test = DataLoader::new(&mnist.test, 500)?.transform(Normalize::mnist());
-    println!(
-        "device {}: training on {} images, validating on {}, batch {}, Adam lr {} x {} per epoch\n",
-        args.device,
-        train.dataset().len(),
-        valid.dataset().len(),
-        args.batch_size,
-        args.lr,
-        args.lr_decay
-    );
+    if main {
+        println!(
+            "device {}: training on {} images, validating on {}, batch {}{}, Adam lr {}{} x {} \
+             per epoch\n",
+            args.device,
+            train.dataset().len(),
+            valid.dataset().len(),
+            args.batch_size,
+            if ranks > 1 {
+                format!(" per rank ({} in all)", args.batch_size * ranks)
+            } else {
+                String::new()
+            },
+            lr,
+            if ranks > 1 {
+                format!(" ({} x {ranks} ranks)", args.lr)
+            } else {
+                String::new()
+            },
+            args.lr_decay
+        );
+    }
     trainer.fit(&train, &valid)?;
+    if let Some(p) = &parallel {
+        print_throughput(p, trainer.history(), train.len() * args.batch_size)?;
+    }
     let report = trainer.evaluate(&test)?;
+    if !main {
+        return Ok(report.accuracy);
+    }
     println!(
         "\ntest: loss {:.4}, accuracy {:.2}%, top-3 {:.2}%\n{}",
         report.loss,
@@ -180,4 +227,65 @@ where
         args.out.join("curves.svg").display()
     );
     Ok(report.accuracy)
+}
+
+/// With `--distributed`, the run's ranks over MPI (one rayon thread per core per rank unless
+/// `RAYON_NUM_THREADS` says otherwise); without it, none.
+fn data_parallel(distributed: bool) -> Result<Option<DataParallel>> {
+    if !distributed {
+        return Ok(None);
+    }
+    #[cfg(feature = "mpi")]
+    {
+        use shapesafe::distributed::{Communicator, Mpi};
+        let comm = Mpi::init()?;
+        // Ranks on one host share its cores: Open MPI and MPICH say how many ranks it has.
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+                .unwrap_or(1);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads((cores / local.max(1)).max(1))
+                .build_global();
+        }
+        if comm.rank() == 0 {
+            println!(
+                "data-parallel over {} ranks, {}, {} rayon threads per rank\n",
+                comm.world_size(),
+                comm.backend(),
+                rayon::current_num_threads()
+            );
+        }
+        Ok(Some(DataParallel::new(comm)))
+    }
+    #[cfg(not(feature = "mpi"))]
+    Err(Error::Usage(
+        "--distributed needs the mpi feature: cargo build --release --features mpi --example \
+         lenet, then mpirun -np 2 target/release/examples/lenet --distributed"
+            .into(),
+    ))
+}
+
+/// Each rank's training throughput (its own images over its own epoch times), printed by
+/// rank 0.
+fn print_throughput(p: &DataParallel, history: &History, images_per_epoch: usize) -> Result<()> {
+    let seconds: f64 = history.records.iter().map(|r| r.seconds).sum();
+    let rate = (images_per_epoch * history.records.len()) as f64 / seconds.max(1e-9);
+    let rates = p.comm.all_gather_u64(&[rate.to_bits()])?;
+    if p.is_main() {
+        let rates: Vec<f64> = rates.into_iter().map(f64::from_bits).collect();
+        let each: Vec<String> = rates
+            .iter()
+            .enumerate()
+            .map(|(rank, r)| format!("rank {rank} {r:.0}"))
+            .collect();
+        println!(
+            "\ntraining throughput, images/s: {}; all ranks {:.0}",
+            each.join(", "),
+            rates.iter().sum::<f64>()
+        );
+    }
+    Ok(())
 }

@@ -181,6 +181,8 @@ pub struct DataLoader<'a, D: Dataset + ?Sized> {
     seed: u64,
     drop_last: bool,
     transform: Option<Arc<dyn Transform>>,
+    /// `(rank, ranks)`: this loader serves one rank's share of every epoch.
+    shard: Option<(usize, usize)>,
 }
 
 impl<D: Dataset + ?Sized> Clone for DataLoader<'_, D> {
@@ -201,6 +203,7 @@ impl<D: Dataset + ?Sized> std::fmt::Debug for DataLoader<'_, D> {
             .field("seed", &self.seed)
             .field("drop_last", &self.drop_last)
             .field("transform", &self.transform.is_some())
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -249,6 +252,7 @@ impl<'a, D: Dataset + ?Sized> DataLoader<'a, D> {
             seed: 0,
             drop_last: false,
             transform: None,
+            shard: None,
         })
     }
 
@@ -320,7 +324,7 @@ impl<'a, D: Dataset + ?Sized> DataLoader<'a, D> {
     /// # Ok::<(), shapesafe::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.examples_per_epoch();
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -365,7 +369,8 @@ impl<'a, D: Dataset + ?Sized> DataLoader<'a, D> {
     }
 
     /// The order in which epoch `epoch` visits the examples (all of them, before any are
-    /// dropped by `drop_last`): `0..len` without shuffling.
+    /// dropped by `drop_last`): `0..len` without shuffling; for a [`Self::shard`], this rank's
+    /// share of that order.
     ///
     /// ```
     /// use shapesafe::data::{DataLoader, Digits};
@@ -381,7 +386,56 @@ impl<'a, D: Dataset + ?Sized> DataLoader<'a, D> {
             let seed = derive_seed(&[ORDER_STREAM, self.seed, epoch]);
             order.shuffle(&mut StdRng::seed_from_u64(seed));
         }
-        order
+        match self.shard {
+            Some((rank, ranks)) if !order.is_empty() => {
+                let total = self.examples_per_epoch() * ranks;
+                (rank..total)
+                    .step_by(ranks)
+                    .map(|i| order[i % order.len()])
+                    .collect()
+            }
+            _ => order,
+        }
+    }
+
+    /// Examples this loader serves per epoch: the whole data set, or one rank's share of
+    /// it rounded up.
+    fn examples_per_epoch(&self) -> usize {
+        match self.shard {
+            Some((_, ranks)) => self.dataset.len().div_ceil(ranks),
+            None => self.dataset.len(),
+        }
+    }
+
+    /// This loader serves only rank `rank`'s share of every epoch of `ranks`, as PyTorch's
+    /// `DistributedSampler`: every rank draws the same epoch order (the same seed), and rank
+    /// `r` takes its positions `r, r + ranks, r + 2 * ranks, ...`. The order is padded by
+    /// repeating its start until it divides evenly, so every rank gets the same number of
+    /// batches. With batches of `B` per rank, batch `k` of all ranks together holds exactly
+    /// batch `k` of a one-process loader with batches of `ranks * B`: data-parallel training
+    /// sees the data of a larger batch.
+    ///
+    /// # Errors
+    /// `ranks` is 0, or `rank` is not below it.
+    ///
+    /// ```
+    /// use shapesafe::data::{DataLoader, Digits};
+    /// let digits = Digits::from_rows(vec![0; 64 * 5], vec![0; 5])?;
+    /// let rank0 = DataLoader::new(&digits, 2)?.shard(0, 2)?;
+    /// let rank1 = DataLoader::new(&digits, 2)?.shard(1, 2)?;
+    /// assert_eq!((rank0.order(0), rank1.order(0)), (vec![0, 2, 4], vec![1, 3, 0]));
+    /// assert_eq!(rank1.len(), 2);
+    /// # Ok::<(), shapesafe::Error>(())
+    /// ```
+    pub fn shard(mut self, rank: usize, ranks: usize) -> Result<Self> {
+        if rank >= ranks {
+            return Err(Error::Usage(format!(
+                "cannot serve rank {rank} of {ranks}: ranks are numbered from 0 to one less \
+                 than their count"
+            )));
+        }
+        self.shard = Some((rank, ranks));
+        Ok(self)
     }
 
     /// The generator the transform gets for example `index` in epoch `epoch`.

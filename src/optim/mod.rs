@@ -39,7 +39,7 @@ mod adam;
 mod clip;
 mod cpu;
 mod named_grads;
-mod params;
+pub(crate) mod params;
 mod regularize;
 mod rmsprop;
 mod sgd;

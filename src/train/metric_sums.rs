@@ -64,4 +64,37 @@ impl Metrics {
             self.add(name, *sum, *count);
         }
     }
+
+    /// Sums every entry's sum and count across the ranks of a distributed run, so each rank
+    /// then holds the means over all ranks' examples. Every rank must report the same names
+    /// in the same order (the same objective does).
+    pub(crate) fn all_reduce(
+        &mut self,
+        comm: &dyn crate::distributed::Communicator,
+    ) -> crate::Result<()> {
+        let names: Vec<&str> = self.entries.iter().map(|(n, _, _)| n.as_str()).collect();
+        let hash = names
+            .join("\u{1f}")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        let all = comm.all_gather_u64(&[hash])?;
+        if let Some(rank) = all.iter().position(|&h| h != all[0]) {
+            return Err(crate::Error::Distributed {
+                rank,
+                reason: format!(
+                    "it reports other metrics than rank 0 (this is rank {}, reporting {names:?})",
+                    comm.rank()
+                ),
+            });
+        }
+        let mut flat: Vec<f64> = self.entries.iter().flat_map(|&(_, s, c)| [s, c]).collect();
+        comm.all_reduce_sum_f64(&mut flat)?;
+        for (entry, pair) in self.entries.iter_mut().zip(flat.chunks(2)) {
+            entry.1 = pair[0];
+            entry.2 = pair[1];
+        }
+        Ok(())
+    }
 }

@@ -6,6 +6,8 @@ use super::{
     EpochRecord, History, LearningRate, LrSchedule, Metrics, Objective, Report, TrainingState,
 };
 use crate::data::{Batchable, DataLoader, Dataset, Loader};
+use crate::distributed::agree::exchange;
+use crate::distributed::{all_reduce_gradients, broadcast_module, check_same_model, DataParallel};
 use crate::optim::{add_l1, add_l2, clip_grad_norm, first_non_finite_grad, OptimizerState};
 use crate::shape::Summary;
 use crate::{Error, Result};
@@ -117,6 +119,11 @@ pub struct Trainer<M, O, D, J = Classification> {
     /// Completed epochs and optimizer steps, for checkpoints and error messages.
     epochs_done: usize,
     steps_done: usize,
+    /// The ranks this trainer shares its work with, if any.
+    parallel: Option<DataParallel>,
+    /// Rank 0's seconds since `fit` began, as of the last step: in a distributed run every
+    /// rank times its budget and schedule by this one clock, so all decide alike.
+    agreed_seconds: f64,
 }
 
 impl<M, O, D> Trainer<M, O, D, Classification>
@@ -143,6 +150,8 @@ where
             base_lr: None,
             epochs_done: 0,
             steps_done: 0,
+            parallel: None,
+            agreed_seconds: 0.0,
         }
     }
 
@@ -185,6 +194,8 @@ where
             base_lr: self.base_lr,
             epochs_done: self.epochs_done,
             steps_done: self.steps_done,
+            parallel: self.parallel,
+            agreed_seconds: self.agreed_seconds,
         }
     }
 
@@ -192,6 +203,30 @@ where
     pub fn with_config(mut self, config: TrainConfig) -> Self {
         self.config = config;
         self
+    }
+
+    /// Trains data-parallel over `parallel`'s ranks, as PyTorch's `DistributedDataParallel`
+    /// with a `DistributedSampler`: `fit` checks that every rank built the same model,
+    /// broadcasts rank 0's weights and buffers, averages the gradients across ranks after
+    /// every backward pass (in buckets of [`DataParallel::bucket_bytes`]), and sums the
+    /// losses and metrics of all ranks, so every rank takes the same optimizer steps, keeps
+    /// the same weights and makes the same early-stopping decision. Rank 0 alone draws
+    /// progress, prints and writes files. A rank whose batch, loss or file fails stops every
+    /// rank with [`Error::Distributed`] naming it.
+    ///
+    /// Give each rank its own share of the training data ([`DataLoader::shard`]), and the
+    /// validation data too unless every rank should see all of it. Run every rank with the
+    /// same configuration; [`Self::resume`] them all from the same checkpoint file, which
+    /// may have been written with any number of ranks.
+    pub fn data_parallel(mut self, parallel: DataParallel) -> Self {
+        self.parallel = Some(parallel);
+        self
+    }
+
+    /// Whether this process prints and writes files: rank 0, or any process that is not
+    /// part of a distributed run.
+    pub fn is_main(&self) -> bool {
+        self.parallel.as_ref().is_none_or(DataParallel::is_main)
     }
 
     /// A model summary to print when training starts.
@@ -224,6 +259,10 @@ where
                 .objective
                 .validation_step(&self.model, batch, &mut metrics)?;
             loss.add("loss", value * n, n);
+        }
+        if let Some(p) = &self.parallel {
+            metrics.all_reduce(&*p.comm)?;
+            loss.all_reduce(&*p.comm)?;
         }
         Ok((loss.mean("loss").unwrap_or(0.0), metrics))
     }
@@ -258,12 +297,25 @@ where
                 "LrSchedule::CosineOverBudget needs a budget: set TrainConfig::max_seconds".into(),
             ));
         }
-        let out_of_time = |config: &TrainConfig| {
-            config
-                .max_seconds
-                .is_some_and(|budget| fit_start.elapsed().as_secs_f64() >= budget)
+        self.agreed_seconds = 0.0;
+        // In a distributed run, rank 0's clock as of the last step, so that all ranks stop
+        // and schedule alike; otherwise this process's own.
+        let seconds = |agreed: f64, parallel: bool| {
+            if parallel {
+                agreed
+            } else {
+                fit_start.elapsed().as_secs_f64()
+            }
         };
-        if let Some(summary) = &self.summary {
+        let out_of_time = |config: &TrainConfig, spent: f64| {
+            config.max_seconds.is_some_and(|budget| spent >= budget)
+        };
+        if let Some(p) = &self.parallel {
+            check_same_model(&self.model, &*p.comm)?;
+            broadcast_module(&mut self.model, &*p.comm, 0)?;
+        }
+        let parallel = self.parallel.is_some();
+        if let (Some(summary), true) = (&self.summary, self.is_main()) {
             println!("{summary}\n");
         }
         let base_lr = *self.base_lr.get_or_insert(self.optimizer.learning_rate());
@@ -283,7 +335,7 @@ where
                 .config
                 .max_seconds
                 .and_then(|budget| {
-                    let spent = fit_start.elapsed().as_secs_f64() / budget;
+                    let spent = seconds(self.agreed_seconds, parallel) / budget;
                     self.config.schedule.lr_over_budget(base_lr, spent)
                 })
                 .unwrap_or_else(|| self.config.schedule.lr(base_lr, epoch));
@@ -293,23 +345,45 @@ where
             let mut metrics = Metrics::new();
             let (mut loss_sum, mut seen) = (0.0f64, 0usize);
             for batch in train.batches(epoch as u64, &dev) {
-                let batch = batch?;
                 if let Some(budget) = self.config.max_seconds {
-                    let spent = fit_start.elapsed().as_secs_f64() / budget;
+                    let spent = seconds(self.agreed_seconds, parallel) / budget;
                     if let Some(lr) = self.config.schedule.lr_over_budget(base_lr, spent) {
                         self.optimizer.set_learning_rate(lr);
                     }
                 }
-                let n = Objective::<M, D, Tr::Batch>::examples(&self.objective, &batch);
-                let loss =
-                    self.objective
-                        .training_step(&mut self.model, batch, grads, &mut metrics)?;
-                let loss_value = loss.as_vec()[0] as f64;
                 let step = self.steps_done + 1;
-                if !loss_value.is_finite() {
-                    return Err(self.non_finite(epoch, step, "loss".to_string()));
-                }
+                let outcome = batch.and_then(|batch| {
+                    let n = Objective::<M, D, Tr::Batch>::examples(&self.objective, &batch);
+                    let loss = self.objective.training_step(
+                        &mut self.model,
+                        batch,
+                        grads,
+                        &mut metrics,
+                    )?;
+                    Ok((loss, n))
+                });
+                let outcome = outcome.and_then(|(loss, n)| {
+                    let value = loss.as_vec()[0] as f64;
+                    if value.is_finite() {
+                        Ok((loss, n, value))
+                    } else {
+                        Err(self.non_finite(epoch, step, "loss".to_string()))
+                    }
+                });
+                // Every rank learns whether any failed before anyone waits on gradients.
+                let (loss, n, loss_value) = match &self.parallel {
+                    None => outcome?,
+                    Some(p) => {
+                        let clock = fit_start.elapsed().as_secs_f64().to_bits();
+                        let (value, clocks) = exchange(&*p.comm, outcome, clock)?;
+                        self.agreed_seconds = f64::from_bits(clocks[0]);
+                        value
+                    }
+                };
                 grads = loss.backward();
+                if let Some(p) = &self.parallel {
+                    all_reduce_gradients(&self.model, &mut grads, &*p.comm, p.bucket_bytes)?;
+                }
                 if let Some(name) = first_non_finite_grad(&self.model, &grads)? {
                     return Err(self.non_finite(epoch, step, format!("gradient of {name}")));
                 }
@@ -336,14 +410,20 @@ where
                     bar.inc(1);
                     bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
                 }
-                if out_of_time(&self.config) {
+                if out_of_time(&self.config, seconds(self.agreed_seconds, parallel)) {
                     break;
                 }
             }
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let seconds = start.elapsed().as_secs_f64();
+            if let Some(p) = &self.parallel {
+                metrics.all_reduce(&*p.comm)?;
+                let mut totals = [loss_sum, seen as f64];
+                p.comm.all_reduce_sum_f64(&mut totals)?;
+                (loss_sum, seen) = (totals[0], totals[1] as usize);
+            }
+            let epoch_seconds = start.elapsed().as_secs_f64();
             let (valid_loss, valid_metrics) = self.validate(valid)?;
             let prefixed = |prefix: &'static str, m: &Metrics| {
                 m.means()
@@ -356,25 +436,27 @@ where
                 lr,
                 train_loss: loss_sum / seen.max(1) as f64,
                 valid_loss,
-                seconds,
+                seconds: epoch_seconds,
                 metrics: [
                     prefixed("train_", &metrics),
                     prefixed("valid_", &valid_metrics),
                 ]
                 .concat(),
             };
-            println!(
-                "epoch {:>3}/{}  lr {:.2e}  train loss {:.4}{}  valid loss {:.4}{}  {:.1} s ({:.0} ex/s)",
-                record.epoch,
-                self.config.epochs,
-                lr,
-                record.train_loss,
-                show(&metrics),
-                record.valid_loss,
-                show(&valid_metrics),
-                seconds,
-                seen as f64 / seconds
-            );
+            if self.is_main() {
+                println!(
+                    "epoch {:>3}/{}  lr {:.2e}  train loss {:.4}{}  valid loss {:.4}{}  {:.1} s ({:.0} ex/s)",
+                    record.epoch,
+                    self.config.epochs,
+                    lr,
+                    record.train_loss,
+                    show(&metrics),
+                    record.valid_loss,
+                    show(&valid_metrics),
+                    epoch_seconds,
+                    seen as f64 / epoch_seconds
+                );
+            }
             self.history.records.push(record);
             self.epochs_done = epoch + 1;
 
@@ -396,23 +478,27 @@ where
                 let decision = stopper.update(epoch + 1, value);
                 if decision.improved && stopper.restore_best {
                     best_model = Some(self.model.clone());
-                    if let Some(dir) = &self.config.out_dir {
+                    if let (Some(dir), true) = (&self.config.out_dir, self.is_main()) {
                         save_atomic(&self.model, dir.join("best.safetensors"))?;
                     }
                 }
                 stop = decision.should_stop;
             }
-            self.write_outputs(stopper.as_ref())?;
-            if !stop && out_of_time(&self.config) && epoch + 1 < self.config.epochs {
-                println!(
-                    "time budget of {} s spent after {:.1} s: stopping after epoch {}",
-                    self.config.max_seconds.unwrap_or(0.0),
-                    fit_start.elapsed().as_secs_f64(),
-                    epoch + 1
-                );
+            if self.is_main() {
+                self.write_outputs(stopper.as_ref())?;
+            }
+            let spent = seconds(self.agreed_seconds, parallel);
+            if !stop && out_of_time(&self.config, spent) && epoch + 1 < self.config.epochs {
+                if self.is_main() {
+                    println!(
+                        "time budget of {} s spent after {spent:.1} s: stopping after epoch {}",
+                        self.config.max_seconds.unwrap_or(0.0),
+                        epoch + 1
+                    );
+                }
                 break;
             }
-            if stop {
+            if stop && self.is_main() {
                 println!(
                     "early stopping: no improvement for {} epochs",
                     self.config
@@ -435,13 +521,20 @@ where
             }
         }
         if let (Some(best), Some(stopper)) = (best_model, stopper.as_ref()) {
-            println!(
-                "restoring the weights of epoch {} (best {:?} {:.4})",
-                stopper.best_epoch().unwrap_or(0),
-                stopper.monitor,
-                stopper.best_value().unwrap_or(f64::NAN)
-            );
+            if self.is_main() {
+                println!(
+                    "restoring the weights of epoch {} (best {:?} {:.4})",
+                    stopper.best_epoch().unwrap_or(0),
+                    stopper.monitor,
+                    stopper.best_value().unwrap_or(f64::NAN)
+                );
+            }
             self.model = best;
+        }
+        // Ranks on other hosts may not see rank 0's `best.safetensors`; rank 0's weights
+        // are the run's result.
+        if let Some(p) = &self.parallel {
+            broadcast_module(&mut self.model, &*p.comm, 0)?;
         }
         self.config.early_stopping = stopper;
         Ok(&self.history)
@@ -473,7 +566,7 @@ where
     }
 
     fn progress_bar(&self, len: u64, epoch: usize) -> Option<ProgressBar> {
-        if !self.config.progress {
+        if !self.config.progress || !self.is_main() {
             return None;
         }
         Some(progress_bar(
