@@ -72,6 +72,15 @@ pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
     }
     // Probing for a GPU takes a moment, so only when no device was named.
     args.device = device.unwrap_or_else(DeviceKind::best_available);
+    // Data-parallel ranks on one host take one GPU each, by their rank on the host.
+    if let (true, DeviceKind::Cuda(_)) = (args.distributed, args.device) {
+        let local_rank = ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+        if let Some(rank) = local_rank {
+            args.device = DeviceKind::Cuda(rank);
+        }
+    }
     Ok(args)
 }
 
@@ -114,7 +123,7 @@ where
             Error = D::Err,
         >,
 {
-    let parallel = data_parallel(args.distributed)?;
+    let parallel = data_parallel(args.distributed, &dev)?;
     let main = parallel.as_ref().is_none_or(DataParallel::is_main);
     // A rank that cannot read its data must not leave the others waiting for it.
     let mnist = match &parallel {
@@ -230,8 +239,9 @@ where
 }
 
 /// With `--distributed`, the run's ranks over MPI (one rayon thread per core per rank unless
-/// `RAYON_NUM_THREADS` says otherwise); without it, none.
-fn data_parallel(distributed: bool) -> Result<Option<DataParallel>> {
+/// `RAYON_NUM_THREADS` says otherwise), or over NCCL when training on a GPU in an `nccl`
+/// build; without it, none.
+fn data_parallel<D: 'static>(distributed: bool, dev: &D) -> Result<Option<DataParallel>> {
     if !distributed {
         return Ok(None);
     }
@@ -250,6 +260,14 @@ fn data_parallel(distributed: bool) -> Result<Option<DataParallel>> {
                 .num_threads((cores / local.max(1)).max(1))
                 .build_global();
         }
+        #[cfg(feature = "nccl")]
+        let comm: Box<dyn Communicator> =
+            match (dev as &dyn std::any::Any).downcast_ref::<shapesafe::prelude::Cuda>() {
+                Some(gpu) => Box::new(shapesafe::distributed::Nccl::init(comm, gpu)?),
+                None => Box::new(comm),
+            };
+        #[cfg(not(feature = "nccl"))]
+        let _ = dev;
         if comm.rank() == 0 {
             println!(
                 "data-parallel over {} ranks, {}, {} rayon threads per rank\n",
@@ -258,8 +276,10 @@ fn data_parallel(distributed: bool) -> Result<Option<DataParallel>> {
                 rayon::current_num_threads()
             );
         }
-        Ok(Some(DataParallel::new(comm)))
+        Ok(Some(DataParallel::shared(std::rc::Rc::from(comm))))
     }
+    #[cfg(not(feature = "mpi"))]
+    let _ = dev;
     #[cfg(not(feature = "mpi"))]
     Err(Error::Usage(
         "--distributed needs the mpi feature: cargo build --release --features mpi --example \

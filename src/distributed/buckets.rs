@@ -175,6 +175,10 @@ where
     if comm.world_size() == 1 {
         return Ok(());
     }
+    #[cfg(feature = "nccl")]
+    if let Some(nccl) = comm.nccl() {
+        return nccl.average_gradients(model, grads, bucket_bytes / 4);
+    }
     let mut flat = Vec::new();
     walk(model, grads, &mut flat, Direction::Gather)?;
     all_reduce_mean(comm, &mut flat, bucket_len)?;

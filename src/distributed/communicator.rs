@@ -45,6 +45,13 @@ pub trait Communicator {
     fn all_gather_u64(&self, values: &[u64]) -> Result<Vec<u64>>;
     /// Returns once every rank has called it.
     fn barrier(&self) -> Result<()>;
+
+    /// This communicator as NCCL's, whose gradients are averaged on the GPU; `None` for the
+    /// others, whose gradients are staged through the host.
+    #[cfg(feature = "nccl")]
+    fn nccl(&self) -> Option<&super::Nccl> {
+        None
+    }
 }
 
 /// The communicator of a run with one rank: every collective leaves its buffer as it is.

@@ -25,6 +25,8 @@ mod communicator;
 mod model_sync;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
 mod parallel;
 
 pub use agree::agree;
@@ -33,4 +35,6 @@ pub use communicator::{Communicator, SingleProcess};
 pub use model_sync::{broadcast_module, check_same_model, ModelFingerprint};
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
+#[cfg(feature = "nccl")]
+pub use nccl::Nccl;
 pub use parallel::DataParallel;
