@@ -123,36 +123,33 @@ fn buckets_average_every_gradient_in_place() -> Result<()> {
     // 7 values a bucket, so buckets straddle tensors: 26 values in 4 calls.
     all_reduce_gradients(&model, &mut reduced, &comm, 7 * 4)?;
     assert_eq!(*comm.calls.borrow(), vec![7, 7, 7, 5]);
-    let mut position = 0;
-    let tensors = [
-        (
-            grads.get(&model.0.weight).as_vec(),
-            reduced.get(&model.0.weight).as_vec(),
-        ),
-        (
-            grads.get(&model.0.bias).as_vec(),
-            reduced.get(&model.0.bias).as_vec(),
-        ),
-        (
-            grads.get(&model.2.weight).as_vec(),
-            reduced.get(&model.2.weight).as_vec(),
-        ),
-        (
-            grads.get(&model.2.bias).as_vec(),
-            reduced.get(&model.2.bias).as_vec(),
-        ),
-    ];
-    for (mine, mean) in tensors {
-        for (g, m) in mine.iter().zip(&mean) {
-            let expected = (f64::from(*g) + TwoRanks::peer(position)) / 2.0;
-            assert!(
-                (f64::from(*m) - expected).abs() <= 1e-6,
-                "{m} vs {expected}"
-            );
-            position += 1;
-        }
+    let values = |g: &Gradients<f32, Cpu>| {
+        [
+            g.get(&model.0.weight).as_vec(),
+            g.get(&model.0.bias).as_vec(),
+            g.get(&model.2.weight).as_vec(),
+            g.get(&model.2.bias).as_vec(),
+        ]
+        .concat()
+    };
+    let (mine, mean) = (values(&grads), values(&reduced));
+    assert_eq!(mean.len(), 26);
+    for (position, (g, m)) in mine.iter().zip(&mean).enumerate() {
+        let expected = (f64::from(*g) + TwoRanks::peer(position)) / 2.0;
+        assert!(
+            (f64::from(*m) - expected).abs() <= 1e-6,
+            "{m} vs {expected}"
+        );
     }
-    assert_eq!(position, 26);
+
+    // The path CUDA takes (gradients read and written through dfdx's tensor API) gives the
+    // same bits as the CPU's in-place one.
+    let mut staged = grads.clone();
+    let comm = TwoRanks::default();
+    shapesafe::kernels::dispatch::with_composed_ops(|| {
+        all_reduce_gradients(&model, &mut staged, &comm, 7 * 4)
+    })?;
+    assert_eq!(values(&staged), mean);
     Ok(())
 }
 

@@ -11,11 +11,12 @@
 
 use dfdx::prelude::*;
 use shapesafe::data::{data_dir, DataLoader, Digits, Subset};
-use shapesafe::distributed::{agree, Communicator, DataParallel, Mpi};
-use shapesafe::optim::Sgd;
+use shapesafe::distributed::{agree, all_reduce_gradients, Communicator, DataParallel, Mpi};
+use shapesafe::optim::{Optimizer, Sgd};
 use shapesafe::prelude::{Conv2d, Flatten, Linear, ReLU};
 use shapesafe::train::{Classification, Metrics, Objective, TrainConfig, Trainer};
 use shapesafe::{Error, Result};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
@@ -183,6 +184,96 @@ fn sabotaged(parallel: &DataParallel, exit: bool) -> Result<Vec<f32>> {
     Ok(weights(&trainer.model))
 }
 
+/// A stand-in communicator for the other rank of two, inside one process: it records the
+/// values it is given to sum (`record`), or adds the other rank's recorded values to them.
+#[derive(Default)]
+struct OtherRank {
+    record: bool,
+    values: RefCell<Vec<f32>>,
+    offset: RefCell<usize>,
+}
+
+impl Communicator for OtherRank {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world_size(&self) -> usize {
+        2
+    }
+    fn backend(&self) -> String {
+        "the other rank, in this process".into()
+    }
+    fn all_reduce_sum_f32(&self, values: &mut [f32]) -> Result<()> {
+        if self.record {
+            self.values.borrow_mut().extend_from_slice(values);
+        } else {
+            let start = self.offset.replace_with(|o| *o + values.len());
+            let other = self.values.borrow();
+            for (v, o) in values.iter_mut().zip(&other[start..]) {
+                *v += o;
+            }
+        }
+        Ok(())
+    }
+    fn all_reduce_sum_f64(&self, _values: &mut [f64]) -> Result<()> {
+        unreachable!("the gradients are f32")
+    }
+    fn broadcast_f32(&self, _values: &mut [f32], _root: usize) -> Result<()> {
+        unreachable!("nothing is broadcast")
+    }
+    fn broadcast_f64(&self, _values: &mut [f64], _root: usize) -> Result<()> {
+        unreachable!("nothing is broadcast")
+    }
+    fn all_gather_u64(&self, values: &[u64]) -> Result<Vec<u64>> {
+        Ok([values, values].concat())
+    }
+    fn barrier(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What two ranks compute, done by one process with the reduction order fixed: each step
+/// takes rank 1's batch and rank 0's apart, from zeroed gradients, and adds rank 1's
+/// gradients to rank 0's before halving them (the sum of two floats is the same either way
+/// round, so this is the all-reduce's result bit for bit), then the same SGD step.
+fn two_shards_in_one_process(epochs: u64) -> Result<Vec<f32>> {
+    let data = digits()?;
+    let subset = Subset::new(&data, (0..EXAMPLES).collect())?;
+    let dev = Cpu::seed_from_u64(0);
+    let mut model = dev.build_module::<Net, f32>();
+    let mut opt = sgd(&model);
+    let shard =
+        |rank| DataLoader::new(&subset, PER_RANK_BATCH).and_then(|l| l.shuffle(7).shard(rank, 2));
+    let (rank0, rank1) = (shard(0)?, shard(1)?);
+    let mut objective = Classification::default();
+    let mut metrics = Metrics::new();
+    let mut grads = model.alloc_grads();
+    for epoch in 0..epochs {
+        let theirs: Vec<_> = rank1.epoch(epoch, &dev).collect::<Result<_>>()?;
+        for (mine, theirs) in rank0.epoch(epoch, &dev).zip(theirs) {
+            let other = OtherRank {
+                record: true,
+                ..Default::default()
+            };
+            let fresh = model.alloc_grads();
+            let loss = objective.training_step(&mut model, theirs, fresh, &mut metrics)?;
+            all_reduce_gradients(&model, &mut loss.backward(), &other, usize::MAX)?;
+            let loss = objective.training_step(&mut model, mine?, grads, &mut metrics)?;
+            grads = loss.backward();
+            let other = OtherRank {
+                record: false,
+                values: other.values,
+                offset: RefCell::new(0),
+            };
+            all_reduce_gradients(&model, &mut grads, &other, 4096)?;
+            opt.update(&mut model, &grads)
+                .map_err(|e| Error::Device(format!("{e:?}")))?;
+            model.zero_grads(&mut grads);
+        }
+    }
+    Ok(weights(&model))
+}
+
 fn scratch() -> PathBuf {
     PathBuf::from(std::env::var(SCRATCH).expect("the driver sets the scratch folder"))
 }
@@ -209,8 +300,10 @@ fn worker(scenario: &str) -> Result<()> {
             let again = train(Some(&parallel), seed, PER_RANK_BATCH, 3, None, None)?;
             let repeatable = bits_hash(&again) == bits_hash(&distributed);
             let single = train(None, 0, 2 * PER_RANK_BATCH, 3, None, None)?;
+            let fixed_order = bits_hash(&two_shards_in_one_process(3)?) == hashes[0];
             report(Ok(format!(
-                "max_difference {:e} same_bits_on_all_ranks {same_bits} repeatable {repeatable}",
+                "max_difference {:e} same_bits_on_all_ranks {same_bits} repeatable {repeatable} \
+                 same_bits_as_one_process_in_fixed_order {fixed_order}",
                 max_difference(&distributed, &single)
             )));
         }
@@ -373,7 +466,8 @@ fn driver() -> bool {
     let mut passed = Vec::new();
 
     // Equal to one process with twice the batch, to 1e-6 (f32: the sums run in another
-    // order), and bit-identical on both ranks and across runs.
+    // order); bit-identical on both ranks, across runs, and to one process that sums the two
+    // halves' gradients as the all-reduce does.
     let run = mpirun("equal", minute);
     let ok = run.success
         && (0..2).all(|r| {
@@ -383,6 +477,7 @@ fn driver() -> bool {
                 && number(&line, "max_difference") <= 1e-6
                 && line.contains("same_bits_on_all_ranks true")
                 && line.contains("repeatable true")
+                && line.contains("same_bits_as_one_process_in_fixed_order true")
         });
     passed.push(check(
         "two_ranks_equal_one_process_with_twice_the_batch",

@@ -2,7 +2,7 @@
 //! buckets rather than one collective per tensor.
 
 use super::Communicator;
-use crate::kernels::dispatch::{cast_mut, cast_ref};
+use crate::kernels::dispatch::{cast_mut, cast_ref, has_cpu_kernel};
 use crate::optim::params::set_grad;
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::{
@@ -40,10 +40,14 @@ impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for GradCopy<'_, E, D> {
         if !opts.do_gradient_update {
             return Ok(None);
         }
-        // On the CPU the gradient is a `Vec` we can read and write in place. Elsewhere (CUDA)
-        // it is staged through the host with dfdx's public API.
-        let cpu = cast_mut::<_, Gradients<E, Cpu>>(&mut *self.grads)
-            .zip(cast_ref::<_, Tensor<S, E, Cpu>>(param));
+        // On the CPU the gradient is a `Vec` we can read and write in place. Elsewhere (CUDA,
+        // or inside `with_composed_ops`) it is staged through the host with dfdx's public API.
+        let cpu = has_cpu_kernel::<E, D>()
+            .then(|| {
+                cast_mut::<_, Gradients<E, Cpu>>(&mut *self.grads)
+                    .zip(cast_ref::<_, Tensor<S, E, Cpu>>(param))
+            })
+            .flatten();
         if let Some((grads, param)) = cpu {
             let slot: &mut [E] = grads
                 .get_or_alloc_mut(param)
