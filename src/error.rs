@@ -127,6 +127,13 @@ pub enum Error {
         /// What was not finite: the loss, or the gradient of a named parameter.
         what: String,
     },
+    /// An image file could not be decoded (corrupt, truncated, or not an image).
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
     /// A rank of a distributed run failed, or the ranks disagree (different models, a
     /// collective that did not complete). Every rank stops with this error.
     Distributed {
@@ -260,6 +267,9 @@ impl fmt::Display for Error {
                 f,
                 "Training stopped at epoch {epoch}, step {step}: the {what} is not finite (NaN or infinity). Lower the learning rate or clip gradients."
             ),
+            Error::Image { path, reason } => {
+                write!(f, "The image {} could not be decoded: {reason}.", describe(path))
+            }
             Error::Distributed { rank, reason } => {
                 write!(f, "Rank {rank} of the distributed run failed: {reason}")
             }

@@ -210,6 +210,22 @@ pub mod __derive {
 
 /// Everything a user needs: shapesafe's layers and shape engine, and dfdx's
 /// devices, tensors, shapes, ops, optimizers, losses and module traits.
+///
+/// It exports items by name, never a module, so it cannot shadow a crate the user imports
+/// beside it (dfdx's `tensor` module holds a `safetensors` module of its own):
+///
+/// ```
+/// use shapesafe::prelude::*;
+/// use rand::Rng;
+/// use safetensors::SafeTensors;
+///
+/// let bytes = safetensors::serialize(Vec::<(&str, safetensors::tensor::TensorView)>::new(), &None)?;
+/// assert_eq!(SafeTensors::deserialize(&bytes)?.len(), 0);
+/// let x: f32 = rand::thread_rng().gen();
+/// let t: Tensor<Rank1<1>, f32, Cpu> = Cpu::default().tensor([x]);
+/// assert_eq!(t.array(), [x]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub mod prelude {
     pub use crate::assert_shapes;
     pub use crate::kernels::KernelDevice;
@@ -237,6 +253,15 @@ pub mod prelude {
     pub use crate::optim::{Adam, OptimizerState, RMSprop, Sgd};
     pub use dfdx::optim::{AdamConfig, Momentum, Optimizer, RMSpropConfig, SgdConfig, WeightDecay};
     pub use dfdx::shapes::*;
-    pub use dfdx::tensor::*;
+    // By name: a glob would also bring dfdx's `safetensors` module, which shadows the crate.
+    pub use dfdx::tensor::{
+        AsArray, AutoDevice, Cache, CopySlice, Cpu, CpuError, Gradients, HasErr, Merge, NoneTape,
+        OnesTensor, OwnedTape, PutTape, RandomU64, SampleTensor, SplitTape, Storage, Synchronize,
+        Tape, Tensor, Tensor0D, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Tensor5D, Tensor6D,
+        TensorFrom, TensorFromVec, TensorToArray, Trace, TriangleTensor, UniqueId, WithEmptyTape,
+        ZerosTensor,
+    };
+    #[cfg(feature = "cuda")]
+    pub use dfdx::tensor::{Cuda, CudaError};
     pub use dfdx::tensor_ops::*;
 }

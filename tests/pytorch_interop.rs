@@ -11,7 +11,7 @@ use shapesafe::models::mobilenet::{ConvBnReLU6, InvertedResidual, InvertedResidu
 use shapesafe::models::resnet::{BasicBlock, BasicBlockDown, BottleneckDown, ConvBn, Head};
 use shapesafe::models::shufflenet::{ShuffleUnit, ShuffleUnitDown};
 use shapesafe::models::vgg::{BnStage1, BnStage2};
-use shapesafe::models::{googlenet, shufflenet, vgg};
+use shapesafe::models::{googlenet, shufflenet, vgg, Torchvision};
 use shapesafe::prelude::*;
 use shapesafe::pytorch::{load_state_dict, tensor_shapes, NameMap};
 use shapesafe::Error;
@@ -296,59 +296,56 @@ fn torchvision_keys(model: &str) -> BTreeMap<String, Vec<usize>> {
         .collect()
 }
 
-/// Every tensor of the zoo model maps to a torchvision tensor of the same shape, and every
-/// torchvision tensor is used.
-fn check_name_map<M>(torchvision: &str, layers: &[String])
+/// Every tensor of the zoo model maps, through its `Torchvision` names, to a torchvision
+/// tensor of the same shape, and every torchvision tensor is used.
+fn check_name_map<M>()
 where
-    M: BuildOnDevice<TestDevice, f32>,
+    M: BuildOnDevice<TestDevice, f32> + Torchvision,
 {
     let dev = TestDevice::default();
     let model = dev.build_module::<M, f32>();
-    let map = NameMap::by_order(&model, layers).unwrap();
-    let theirs = torchvision_keys(torchvision);
+    let map = M::torchvision_names(&model).unwrap();
+    let theirs = torchvision_keys(M::NAME);
+    assert!(!theirs.is_empty(), "{} is in torchvision_keys.txt", M::NAME);
     let mut used = 0;
     for (ours, shape) in tensor_shapes(&model) {
         let key = map.torch_name(&ours);
         assert_eq!(
             theirs.get(&key),
             Some(&shape),
-            "{torchvision}: {ours} -> {key}"
+            "{}: {ours} -> {key}",
+            M::NAME
         );
         used += 1;
     }
     assert_eq!(
         used,
         theirs.len(),
-        "{torchvision}: every torchvision tensor is used"
+        "{}: every torchvision tensor is used",
+        M::NAME
     );
 }
 
 #[test]
 fn zoo_name_maps_cover_torchvision() {
-    use shapesafe::models::{alexnet, mobilenet, resnet, *};
-    check_name_map::<ResNet18>(
-        "resnet18",
-        &resnet::torchvision_layers(&[2, 2, 2, 2], false),
-    );
-    check_name_map::<ResNet34>(
-        "resnet34",
-        &resnet::torchvision_layers(&[3, 4, 6, 3], false),
-    );
-    check_name_map::<ResNet50>("resnet50", &resnet::torchvision_layers(&[3, 4, 6, 3], true));
-    check_name_map::<MobileNetV2>("mobilenet_v2", &mobilenet::torchvision_layers());
-    check_name_map::<Vgg16>("vgg16", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], false));
-    check_name_map::<Vgg16Bn>("vgg16_bn", &vgg::torchvision_layers(&[2, 2, 3, 3, 3], true));
-    check_name_map::<AlexNet>("alexnet", &alexnet::torchvision_layers());
-    check_name_map::<GoogLeNet>("googlenet", &googlenet::torchvision_layers());
-    check_name_map::<ShuffleNetV2>("shufflenet_v2_x1_0", &shufflenet::torchvision_layers());
-    check_name_map::<ResNet101>(
-        "resnet101",
-        &resnet::torchvision_layers(&[3, 4, 23, 3], true),
-    );
-    check_name_map::<ResNet152>(
-        "resnet152",
-        &resnet::torchvision_layers(&[3, 8, 36, 3], true),
-    );
+    use shapesafe::models::*;
+    check_name_map::<ResNet18>();
+    check_name_map::<ResNet34>();
+    check_name_map::<ResNet50>();
+    check_name_map::<ResNet101>();
+    check_name_map::<ResNet152>();
+    check_name_map::<MobileNetV2>();
+    check_name_map::<AlexNet>();
+    check_name_map::<GoogLeNet>();
+    check_name_map::<ShuffleNetV2>();
+    check_name_map::<Vgg11>();
+    check_name_map::<Vgg11Bn>();
+    check_name_map::<Vgg13>();
+    check_name_map::<Vgg13Bn>();
+    check_name_map::<Vgg16>();
+    check_name_map::<Vgg16Bn>();
+    check_name_map::<Vgg19>();
+    check_name_map::<Vgg19Bn>();
 }
 
 #[test]
@@ -378,4 +375,98 @@ fn state_dicts_load_from_bytes_with_the_same_checks() {
         "{err}"
     );
     assert_eq!(wrong.4.weight.as_vec(), before);
+}
+
+/// `model`'s tensors under torchvision's names, as `safetensors.torch.save_file` writes them.
+fn torchvision_state_dict<
+    M: TensorCollection<f32, TestDevice> + SaveToSafetensors<f32, TestDevice>,
+>(
+    model: &M,
+    map: &NameMap,
+) -> Vec<u8> {
+    let path =
+        std::env::temp_dir().join(format!("shapesafe-tv-{}.safetensors", std::process::id()));
+    model.save_safetensors(&path).unwrap();
+    let ours = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let file = ::safetensors::SafeTensors::deserialize(&ours).unwrap();
+    let views: Vec<(String, ::safetensors::tensor::TensorView)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (map.torch_name(&name), view))
+        .collect();
+    ::safetensors::serialize(views, &None).unwrap()
+}
+
+#[test]
+fn torchvision_weights_load_in_one_call_and_wrong_files_name_the_first_misfit() {
+    use shapesafe::models::{ResNet18, ResNet34};
+    let dev = TestDevice::default();
+    let source = dev.build_module::<ResNet18, f32>();
+    let bytes = torchvision_state_dict(&source, &<ResNet18>::torchvision_names(&source).unwrap());
+    let dir = std::env::temp_dir().join(format!("shapesafe-tv-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+
+    // ResNet-18's weights into a fresh ResNet-18: every tensor arrives.
+    let mut model = dev.build_module::<ResNet18, f32>();
+    <ResNet18>::load_torchvision(&mut model, write("resnet18.safetensors", &bytes)).unwrap();
+    assert_eq!(
+        model.0 .0 .0.weight.as_vec(),
+        source.0 .0 .0.weight.as_vec()
+    );
+    assert_eq!(model.5 .1.weight.as_vec(), source.5 .1.weight.as_vec());
+
+    // Into ResNet-34: the first block ResNet-18 lacks is named, and nothing changes.
+    let mut other = dev.build_module::<ResNet34, f32>();
+    let before = other.0 .0 .0.weight.as_vec();
+    let err = <ResNet34>::load_torchvision(&mut other, dir.join("resnet18.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"layer1.2.conv1.weight\"") && err.contains("missing"),
+        "{err}"
+    );
+    assert_eq!(other.0 .0 .0.weight.as_vec(), before);
+
+    // A truncated file.
+    let path = write("truncated.safetensors", &bytes[..bytes.len() / 2]);
+    let err = <ResNet18>::load_torchvision(&mut model, path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a safetensors file"), "{err}");
+
+    // An integer tensor where a float belongs: the first one is named.
+    let file = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, ::safetensors::tensor::TensorView)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let dtype = if name == "conv1.weight" {
+                ::safetensors::Dtype::I32
+            } else {
+                view.dtype()
+            };
+            let view =
+                ::safetensors::tensor::TensorView::new(dtype, view.shape().to_vec(), view.data())
+                    .unwrap();
+            (name, view)
+        })
+        .collect();
+    let ints = ::safetensors::serialize(views, &None).unwrap();
+    let fresh = dev.build_module::<ResNet18, f32>();
+    let mut model = fresh.clone();
+    let err = <ResNet18>::load_torchvision(&mut model, write("int.safetensors", &ints))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"conv1.weight\"") && err.contains("not a float type"),
+        "{err}"
+    );
+    assert_eq!(model.0 .0 .0.weight.as_vec(), fresh.0 .0 .0.weight.as_vec());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -30,6 +30,7 @@ mod batches;
 mod dataset;
 mod digits;
 mod idx;
+mod image_folder;
 mod loader;
 mod mnist;
 mod subset;
@@ -46,6 +47,7 @@ pub use idx::{
     parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, IdxImages,
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_PAYLOAD_BYTES,
 };
+pub use image_folder::{load_image, to_tensor, CenterCrop, ImageFolder, Resize};
 pub use loader::{one_hot, Batch, DataLoader, Epoch};
 pub use mnist::{
     data_dir, normalize_pixel, FashionMnist, Mnist, MnistSplit, FASHION_MNIST_CLASSES,

@@ -281,6 +281,21 @@ impl Normalize {
         }
     }
 
+    /// ImageNet's per-channel statistics, as every torchvision classifier expects its RGB
+    /// input: means 0.485, 0.456, 0.406 and standard deviations 0.229, 0.224, 0.225 (for
+    /// pixels in `[0, 1]`).
+    ///
+    /// ```
+    /// use shapesafe::data::Normalize;
+    /// assert_eq!(Normalize::imagenet().mean, [0.485, 0.456, 0.406]);
+    /// ```
+    pub fn imagenet() -> Self {
+        Normalize {
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::Usage(format!("Normalize: {why}")));
         if self.mean.is_empty() || self.mean.len() != self.std.len() {

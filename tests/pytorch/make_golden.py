@@ -155,8 +155,14 @@ def main():
     save_file(golden, "tests/pytorch/zoo_blocks_golden.safetensors")
 
     full = {
+        "vgg11": torchvision.models.vgg11,
+        "vgg11_bn": torchvision.models.vgg11_bn,
+        "vgg13": torchvision.models.vgg13,
+        "vgg13_bn": torchvision.models.vgg13_bn,
         "vgg16": torchvision.models.vgg16,
         "vgg16_bn": torchvision.models.vgg16_bn,
+        "vgg19": torchvision.models.vgg19,
+        "vgg19_bn": torchvision.models.vgg19_bn,
         "resnet18": torchvision.models.resnet18,
         "resnet34": torchvision.models.resnet34,
         "resnet50": torchvision.models.resnet50,
