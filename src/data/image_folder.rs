@@ -5,7 +5,6 @@
 use super::dataset::Dataset;
 use crate::{Error, Result};
 use dfdx::shapes::{Const, Rank3};
-use image::imageops::FilterType;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +13,8 @@ use std::path::{Path, PathBuf};
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// Resizes an image so that its shorter side is `size` pixels, keeping the aspect ratio:
-/// torchvision's `Resize(size)` (bilinear, antialiased when shrinking; the longer side is
+/// torchvision's `Resize(size)` on a PIL image (Pillow's antialiased bilinear resampling,
+/// [`resize_bilinear`](super::resize_bilinear), byte for byte; the longer side is
 /// `int(size * long / short)`).
 ///
 /// # Shapes
@@ -50,7 +50,7 @@ impl Resize {
         } else {
             (new_long, self.size)
         };
-        image::imageops::resize(image, new_w as u32, new_h as u32, FilterType::Triangle)
+        super::resample::resize_bilinear(image, new_w as u32, new_h as u32)
     }
 }
 

@@ -33,6 +33,7 @@ mod idx;
 mod image_folder;
 mod loader;
 mod mnist;
+mod resample;
 mod subset;
 mod text;
 mod text_loader;
@@ -54,6 +55,7 @@ pub use mnist::{
     FASHION_MNIST_DEBIAN_DIR, MNIST_CLASSES, MNIST_COLS, MNIST_MEAN, MNIST_PIXELS, MNIST_ROWS,
     MNIST_STD, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
+pub use resample::resize_bilinear;
 pub use subset::{random_split, train_test_split, SplitLength, Subset};
 pub use text::{CharText, SHAKESPEARE_FILE, TEXT_MAX_BYTES};
 pub use text_loader::{TextBatch, TextLoader};
