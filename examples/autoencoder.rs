@@ -11,6 +11,8 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
+
 use shapesafe::data::{data_dir, DataLoader, Dataset, Mnist, MnistSplit, Subset};
 use shapesafe::device::DeviceKind;
 use shapesafe::models::{AutoencoderObjective, ConvAutoencoder, ConvVae, VaeObjective};
@@ -30,71 +32,41 @@ const SHOWN: usize = 10;
 
 type Images<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>;
 
+/// Trains a convolutional autoencoder (or, with --vae, a variational one) on MNIST and draws
+/// its reconstructions (and the VAE's samples).
+#[derive(clap::Parser)]
+#[command(name = "autoencoder")]
 struct Args {
+    /// Train the variational autoencoder instead of the plain one.
+    #[arg(long)]
     vae: bool,
+    /// Epochs to train.
+    #[arg(long, default_value_t = 3, value_parser = cli::count)]
     epochs: usize,
+    /// How many of MNIST's 60,000 training images to use.
+    #[arg(long, default_value_t = 60_000, value_parser = cli::count)]
     train_images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64, value_parser = cli::count)]
     batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 2e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f64,
+    /// The VAE's weight on the KL term (beta-VAE; 1 is the plain VAE).
+    #[arg(long, default_value_t = 1.0, value_parser = cli::non_negative, allow_negative_numbers = true)]
     beta: f64,
+    /// The MNIST folder.
+    #[arg(long, default_value_os_t = data_dir().join("mnist"))]
     data: PathBuf,
+    /// Where pictures, curves and checkpoints go.
+    #[arg(long, default_value = "runs/autoencoder")]
     out: PathBuf,
+    /// Seed of the weights, the shuffling and the sampling.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers).
+    #[arg(long, value_parser = cli::device, default_value = "auto")]
     device: DeviceKind,
-}
-
-const USAGE: &str = "usage: autoencoder [--vae] [--epochs N] [--train-images N] [--batch-size B] \
-[--lr LR] [--beta BETA] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        vae: false,
-        epochs: 3,
-        train_images: 60_000,
-        batch_size: 64,
-        lr: 2e-3,
-        beta: 1.0,
-        data: data_dir().join("mnist"),
-        out: PathBuf::from("runs/autoencoder"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--vae" => {
-                args.vae = true;
-                continue;
-            }
-            _ => {}
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        match flag.as_str() {
-            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a whole number"))?,
-            "--train-images" => {
-                args.train_images = value.parse().map_err(|_| bad("a whole number"))?
-            }
-            "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a whole number"))?,
-            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
-            "--beta" => args.beta = value.parse().map_err(|_| bad("a number"))?,
-            "--data" => args.data = PathBuf::from(value),
-            "--out" => args.out = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
-    }
-    // The GPU when this build has CUDA and one answers; probing takes a moment.
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
-    Ok(args)
 }
 
 fn device_err(e: impl std::fmt::Debug) -> Error {
@@ -232,7 +204,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
 fn main() {
     let on_device =
         |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
-    if let Err(e) = parse_args().and_then(on_device) {
+    if let Err(e) = on_device(<Args as clap::Parser>::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

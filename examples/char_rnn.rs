@@ -9,6 +9,8 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use shapesafe::data::{data_dir, CharText, TextLoader, SHAKESPEARE_FILE};
@@ -39,82 +41,44 @@ type Model<D> = <CharLstm as BuildOnDevice<D, f32>>::Built;
 
 shapesafe::assert_shapes!(CharLstm: Rank1<SEQUENCE> => Rank2<SEQUENCE, VOCAB>);
 
+/// Trains a character-level LSTM on Shakespeare and samples from it.
+#[derive(clap::Parser)]
+#[command(name = "char_rnn")]
 struct Args {
+    /// Epochs to train (--seconds may end sooner).
+    #[arg(long, default_value_t = 3, value_parser = cli::count)]
     epochs: usize,
-    /// A wall-clock budget that may end training before `epochs` (`TrainConfig::max_seconds`).
+    /// A wall-clock budget in seconds that may end training before --epochs
+    /// (`TrainConfig::max_seconds`) [default: none].
+    #[arg(long, value_parser = cli::positive, allow_negative_numbers = true)]
     seconds: Option<f64>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 64, value_parser = cli::count)]
     batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 3e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f64,
+    /// The text to learn (gzipped or plain).
+    #[arg(long, default_value_os_t = data_dir().join(SHAKESPEARE_FILE))]
     text: PathBuf,
+    /// The sample's opening (`\n` for a new line).
+    #[arg(long, default_value = "Ham.\\n", value_parser = cli::prompt)]
     prompt: String,
+    /// Characters to sample.
+    #[arg(long, default_value_t = 400)]
     length: usize,
+    /// Sampling temperature, above 0 (lower is more conservative).
+    #[arg(long, default_value_t = 0.7, value_parser = cli::positive, allow_negative_numbers = true)]
     temperature: f64,
+    /// Where metrics, curves and checkpoints go.
+    #[arg(long, default_value = "runs/char_rnn")]
     out: PathBuf,
+    /// Seed of the weights, the batches and the sampling.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers).
+    #[arg(long, value_parser = cli::device, default_value = "auto")]
     device: DeviceKind,
-}
-
-const USAGE: &str =
-    "usage: char_rnn [--epochs N] [--seconds S] [--batch-size B] [--lr LR] [--text FILE] \
-[--prompt TEXT] [--length N] [--temperature T] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        epochs: 3,
-        seconds: None,
-        batch_size: 64,
-        lr: 3e-3,
-        text: data_dir().join(SHAKESPEARE_FILE),
-        prompt: "Ham.\n".to_string(),
-        length: 400,
-        temperature: 0.7,
-        out: PathBuf::from("runs/char_rnn"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        match flag.as_str() {
-            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a whole number"))?,
-            "--seconds" => {
-                args.seconds = Some(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| *s > 0.0 && s.is_finite())
-                        .ok_or_else(|| bad("a number above 0"))?,
-                )
-            }
-            "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a whole number"))?,
-            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
-            "--text" => args.text = PathBuf::from(value),
-            "--prompt" => args.prompt = value.replace("\\n", "\n"),
-            "--length" => args.length = value.parse().map_err(|_| bad("a whole number"))?,
-            "--temperature" => {
-                args.temperature = value
-                    .parse()
-                    .ok()
-                    .filter(|t: &f64| *t > 0.0)
-                    .ok_or_else(|| bad("a number above 0"))?
-            }
-            "--out" => args.out = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
-    }
-    // The GPU when this build has CUDA and one answers; probing takes a moment.
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
-    Ok(args)
 }
 
 /// Continues `prompt` by `length` characters, each drawn from the model's next-character
@@ -239,7 +203,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
 fn main() {
     let on_device =
         |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
-    if let Err(e) = parse_args().and_then(on_device) {
+    if let Err(e) = on_device(<Args as clap::Parser>::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

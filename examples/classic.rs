@@ -9,6 +9,8 @@
 //! only in their loss (perceptron criterion, hinge + L2, binary cross-entropy) and
 //! decision rule. Each trains with a plain loop over shuffled mini-batches.
 
+mod cli;
+
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use shapesafe::data::{data_dir, normalize_pixel, Mnist, MnistSplit, MNIST_PIXELS};
 use shapesafe::device::DeviceKind;
@@ -23,8 +25,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 const BATCH: usize = 64;
-const USAGE: &str =
-    "usage: classic [--digits A B] [--epochs N] [--data DIR] [--seed S] [--device cpu|cuda|cuda:N]";
 
 shapesafe::assert_shapes!(Perceptron<784>: Rank1<784> => Rank1<1>, params = 785);
 
@@ -32,59 +32,45 @@ shapesafe::assert_shapes!(Perceptron<784>: Rank1<784> => Rank1<1>, params = 785)
 type Features<B, D> = Tensor<(B, Const<MNIST_PIXELS>), f32, D>;
 type Scores<B, D> = Tensor<(B, Const<1>), f32, D>;
 
+/// A perceptron, a linear SVM and logistic regression telling two MNIST digits apart.
+#[derive(clap::Parser)]
+#[command(name = "classic")]
 struct Args {
-    digits: (u8, u8),
+    /// The two digits to tell apart (the first is the negative class).
+    #[arg(long = "digits", num_args = 2, value_names = ["A", "B"], default_values_t = [3, 8],
+          value_parser = clap::value_parser!(u8).range(0..10))]
+    digit_pair: Vec<u8>,
+    /// Epochs to train each model.
+    #[arg(long, default_value_t = 5, value_parser = cli::count)]
     epochs: usize,
+    /// The MNIST folder.
+    #[arg(long, default_value_os_t = data_dir().join("mnist"))]
     data: PathBuf,
+    /// Seed of the weights and the shuffling.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers).
+    #[arg(long, value_parser = cli::device, default_value = "auto")]
     device: DeviceKind,
+    /// `digit_pair` as a pair, checked to differ.
+    #[arg(skip)]
+    digits: (u8, u8),
 }
 
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        digits: (3, 8),
-        epochs: 5,
-        data: data_dir().join("mnist"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let usage = |msg: String| Error::Usage(format!("{msg}\n{USAGE}"));
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .ok_or_else(|| usage(format!("{flag} needs a value")))
-        };
-        let digit = |v: String| match v.parse::<u8>() {
-            Ok(d) if d < 10 => Ok(d),
-            _ => Err(usage(format!("{v} is not a digit"))),
-        };
-        match flag.as_str() {
-            "--digits" => args.digits = (digit(value()?)?, digit(value()?)?),
-            "--epochs" => {
-                let v = value()?;
-                args.epochs = v.parse().map_err(|_| usage(format!("bad --epochs {v}")))?;
-            }
-            "--data" => args.data = PathBuf::from(value()?),
-            "--seed" => {
-                let v = value()?;
-                args.seed = v.parse().map_err(|_| usage(format!("bad --seed {v}")))?;
-            }
-            "--device" => device = Some(value()?.parse()?),
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => return Err(usage(format!("unknown flag {flag}"))),
-        }
-    }
+/// The command line, with the two digits checked to differ (clap's error and status 2).
+fn parse_args() -> Args {
+    use clap::{CommandFactory, Parser};
+    let mut args = Args::parse();
+    args.digits = (args.digit_pair[0], args.digit_pair[1]);
     if args.digits.0 == args.digits.1 {
-        return Err(usage("the two digits must differ".to_string()));
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                "the two --digits must differ",
+            )
+            .exit();
     }
-    // The GPU when this build has CUDA and one answers; probing takes a moment.
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
-    Ok(args)
+    args
 }
 
 /// The images of the two digits, normalised, with label -1 for the first and +1 for the second.
@@ -151,7 +137,7 @@ fn device_error(e: impl std::fmt::Debug) -> Error {
 }
 
 fn main() -> Result<()> {
-    let args = parse_args()?;
+    let args = parse_args();
     shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev))
 }
 

@@ -10,46 +10,29 @@
 //! `--model` keeps the models whose name contains NAME (case-insensitive), `--repeats` sets
 //! how many timed forwards each gets after one warm-up (the median is reported; default 3).
 
+mod cli;
+
 use shapesafe::models::*;
 use shapesafe::prelude::*;
 use shapesafe::shape::thousands;
-use shapesafe::{Error, Result};
+use shapesafe::Result;
 use std::time::Instant;
 
+/// Builds every zoo model, prints its summary and parameter count, and times one forward
+/// pass at batch 1.
+#[derive(clap::Parser)]
+#[command(name = "cnn_zoo")]
 struct Args {
+    /// Only the models whose name contains this, ignoring case (e.g. resnet) [default: all].
+    #[arg(long, value_parser = lowercase)]
     model: Option<String>,
+    /// Timed forward passes per model, after one warm-up; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = cli::count)]
     repeats: usize,
 }
 
-const USAGE: &str = "usage: cnn_zoo [--model NAME] [--repeats N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        model: None,
-        repeats: 3,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        match flag.as_str() {
-            "--model" => args.model = Some(value.to_lowercase()),
-            "--repeats" => {
-                args.repeats = value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--repeats expects a count of at least 1, got {value:?}"
-                    ))
-                })?
-            }
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
-    }
-    Ok(args)
+fn lowercase(s: &str) -> Result<String, String> {
+    Ok(s.to_lowercase())
 }
 
 /// Builds, summarises and times one model.
@@ -98,13 +81,7 @@ where
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let dev = Cpu::seed_from_u64(0);
     let wanted = |name: &str| {
         args.model

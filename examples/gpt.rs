@@ -11,6 +11,8 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use shapesafe::data::{data_dir, CharText, TextLoader, SHAKESPEARE_FILE};
@@ -81,93 +83,53 @@ impl<S: SequenceDim, D: KernelDevice<f32>, T: Tape<f32, D> + Merge<T>> ModuleMut
     }
 }
 
+/// Trains a GPT-style character model on Shakespeare for a wall-clock budget and samples
+/// from it.
+#[derive(clap::Parser)]
+#[command(name = "gpt")]
 struct Args {
+    /// The training budget in seconds (`TrainConfig::max_seconds`).
+    #[arg(long, default_value_t = 45.0, value_parser = cli::positive, allow_negative_numbers = true)]
     seconds: f64,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32, value_parser = cli::count)]
     batch_size: usize,
+    /// Adam's learning rate at the start.
+    #[arg(long, default_value_t = 7e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f64,
+    /// The sample's opening (`\n` for a new line).
+    #[arg(long, default_value = "Ham.\\n", value_parser = cli::prompt)]
     prompt: String,
+    /// Characters to sample.
+    #[arg(long, default_value_t = 400)]
     length: usize,
+    /// Sampling temperature, above 0 (lower is more conservative).
+    #[arg(long, default_value_t = 0.8, value_parser = cli::positive, allow_negative_numbers = true)]
     temperature: f64,
+    /// Sample among the k most likely characters, 1 to the vocabulary's size.
+    #[arg(long, default_value_t = 10, value_parser = top_k)]
     top_k: usize,
+    /// Where metrics, curves and checkpoints go.
+    #[arg(long, default_value = "runs/gpt")]
     out: PathBuf,
+    /// Seed of the weights, the batches and the sampling.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers).
+    #[arg(long, value_parser = cli::device, default_value = "auto")]
     device: DeviceKind,
 }
 
-const USAGE: &str = "usage: gpt [--seconds S] [--batch-size B] [--lr LR] [--prompt TEXT] \
-[--length N] [--temperature T] [--top-k K] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        seconds: 45.0,
-        batch_size: 32,
-        lr: 7e-3,
-        prompt: "Ham.\n".to_string(),
-        length: 400,
-        temperature: 0.8,
-        top_k: 10,
-        out: PathBuf::from("runs/gpt"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        let positive = |v: f64| (v > 0.0 && v.is_finite()).then_some(v);
-        match flag.as_str() {
-            "--seconds" => {
-                args.seconds = value
-                    .parse()
-                    .ok()
-                    .and_then(positive)
-                    .ok_or_else(|| bad("a number above 0"))?
-            }
-            "--batch-size" => {
-                args.batch_size = value
-                    .parse()
-                    .ok()
-                    .filter(|b| *b > 0)
-                    .ok_or_else(|| bad("a whole number above 0"))?
-            }
-            "--lr" => {
-                args.lr = value
-                    .parse()
-                    .ok()
-                    .and_then(positive)
-                    .ok_or_else(|| bad("a number above 0"))?
-            }
-            "--prompt" => args.prompt = value.replace("\\n", "\n"),
-            "--length" => args.length = value.parse().map_err(|_| bad("a whole number"))?,
-            "--temperature" => {
-                args.temperature = value
-                    .parse()
-                    .ok()
-                    .and_then(positive)
-                    .ok_or_else(|| bad("a number above 0"))?
-            }
-            "--top-k" => {
-                args.top_k = value
-                    .parse()
-                    .ok()
-                    .filter(|k| (1..=VOCAB).contains(k))
-                    .ok_or_else(|| bad(&format!("a whole number from 1 to {VOCAB}")))?
-            }
-            "--out" => args.out = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
+/// A top-k from 1 to the vocabulary's size.
+fn top_k(s: &str) -> Result<usize, String> {
+    let k = cli::count(s)?;
+    if k <= VOCAB {
+        Ok(k)
+    } else {
+        Err(format!(
+            "must be at most the vocabulary's {VOCAB} characters, got {k}"
+        ))
     }
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
-    Ok(args)
 }
 
 /// The prompt's character ids.
@@ -297,7 +259,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
 fn main() {
     let on_device =
         |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
-    if let Err(e) = parse_args().and_then(on_device) {
+    if let Err(e) = on_device(<Args as clap::Parser>::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -10,6 +10,7 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
 mod common;
 
 use shapesafe::models::LeNet5;

@@ -8,6 +8,7 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
 mod common;
 
 use shapesafe::prelude::*;

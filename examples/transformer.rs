@@ -9,6 +9,7 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
 mod common;
 
 use shapesafe::prelude::*;

@@ -7,6 +7,7 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+mod cli;
 mod common;
 
 use shapesafe::models::vgg::BnStage2;

@@ -19,6 +19,9 @@ mod game;
 mod mcts;
 mod model;
 
+#[path = "../cli/mod.rs"]
+mod cli;
+
 use game::{symmetries, Board, Minimax};
 use mcts::{search, Cached, Noise};
 use model::{evaluate, Net};
@@ -45,85 +48,41 @@ const CHECK_GAMES: usize = 20;
 /// Games of the final evaluation against each opponent, half with each colour.
 const FINAL_GAMES: usize = 100;
 
+/// Learns tic-tac-toe by self-play: a ResNet policy/value network guided tree search, then
+/// plays perfect minimax and a random player.
+#[derive(clap::Parser)]
+#[command(name = "alphazero")]
 struct Args {
+    /// Rounds of self-play and training.
+    #[arg(long, default_value_t = 20, value_parser = cli::count)]
     iterations: usize,
+    /// Self-play games per round.
+    #[arg(long, default_value_t = 60, value_parser = cli::count)]
     games: usize,
+    /// Tree-search simulations per self-play move.
+    #[arg(long, default_value_t = 64, value_parser = cli::count)]
     simulations: usize,
+    /// Tree-search simulations per move in the evaluation games.
+    #[arg(long, default_value_t = 100, value_parser = cli::count)]
     eval_simulations: usize,
+    /// Adam steps per round.
+    #[arg(long, default_value_t = 200, value_parser = cli::count)]
     steps: usize,
+    /// Positions per training batch.
+    #[arg(long, default_value_t = 64, value_parser = cli::count)]
     batch_size: usize,
+    /// Adam's learning rate at the start (falling linearly to a tenth).
+    #[arg(long, default_value_t = 2e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f64,
+    /// Where the network's weights go.
+    #[arg(long, default_value = "runs/alphazero")]
     out: PathBuf,
+    /// Seed of everything random: weights, noise, moves.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the network is small, so the CPU is the default).
+    #[arg(long, value_parser = cli::device, default_value = "cpu")]
     device: DeviceKind,
-}
-
-const USAGE: &str = "usage: alphazero [--iterations N] [--games N] [--simulations N] \
-[--eval-simulations N] [--steps N] [--batch-size B] [--lr LR] [--out DIR] [--seed S] \
-[--device cpu|cuda|cuda:N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        iterations: 20,
-        games: 60,
-        simulations: 64,
-        eval_simulations: 100,
-        steps: 200,
-        batch_size: 64,
-        lr: 2e-3,
-        out: PathBuf::from("runs/alphazero"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        let count = |v: &str| v.parse::<usize>().map_err(|_| bad("a count"));
-        match flag.as_str() {
-            "--iterations" => args.iterations = count(&value)?,
-            "--games" => args.games = count(&value)?,
-            "--simulations" => args.simulations = count(&value)?,
-            "--eval-simulations" => args.eval_simulations = count(&value)?,
-            "--steps" => args.steps = count(&value)?,
-            "--batch-size" => args.batch_size = count(&value)?,
-            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
-            "--out" => args.out = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
-    }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(Error::Usage(format!(
-            "--lr must be a positive number, got {}",
-            args.lr
-        )));
-    }
-    let counts = [
-        args.iterations,
-        args.games,
-        args.simulations,
-        args.eval_simulations,
-        args.steps,
-        args.batch_size,
-    ];
-    if counts.contains(&0) {
-        return Err(Error::Usage(
-            "--iterations, --games, --simulations, --eval-simulations, --steps and \
-             --batch-size must be at least 1"
-                .into(),
-        ));
-    }
-    args.device = device.unwrap_or(DeviceKind::Cpu);
-    Ok(args)
 }
 
 /// One training position: the mover's planes, the search's move distribution, the result
@@ -507,7 +466,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
 fn main() {
     let on_device =
         |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
-    if let Err(e) = parse_args().and_then(on_device) {
+    if let Err(e) = on_device(<Args as clap::Parser>::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -49,7 +49,7 @@ const MODELS: [&str; 17] = [
 
 /// Top-5 ImageNet classes of your images, from a torchvision-trained zoo model.
 #[derive(Parser, Debug)]
-#[command(name = "classify", about, long_about = None)]
+#[command(name = "classify")]
 struct Args {
     /// The architecture, by torchvision's name.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(MODELS))]

@@ -32,46 +32,79 @@ pub struct Args {
     pub distributed: bool,
 }
 
-/// Parses `--epochs --batch-size --lr --lr-decay --patience --data --out --resume --seed
-/// --device --distributed`, starting from `defaults`.
+/// The flags every MNIST example takes; `parse_args` fills in each example's defaults.
+#[derive(clap::Parser, Debug)]
+struct Cli {
+    /// Epochs to train (early stopping may end sooner).
+    #[arg(long, value_parser = crate::cli::count)]
+    epochs: usize,
+    /// Images per batch (per rank with --distributed).
+    #[arg(long, value_parser = crate::cli::count)]
+    batch_size: usize,
+    /// Adam's learning rate at the start.
+    #[arg(long, value_parser = crate::cli::positive, allow_negative_numbers = true)]
+    lr: f64,
+    /// Factor on the learning rate after every epoch, in (0, 1].
+    #[arg(long, value_parser = crate::cli::decay, allow_negative_numbers = true)]
+    lr_decay: f64,
+    /// Epochs without a better validation loss before early stopping.
+    #[arg(long, value_parser = crate::cli::count)]
+    patience: usize,
+    /// The MNIST folder (the four IDX files, gzipped or not).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where metrics, curves, checkpoints and weights go.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from this checkpoint (`<out>/checkpoint.safetensors` of an earlier run).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Seed of the weights, the shuffling and the split.
+    #[arg(long)]
+    seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers, else
+    /// the CPU).
+    #[arg(long, value_parser = crate::cli::device, default_value = "auto")]
+    device: DeviceKind,
+    /// Train data-parallel over the processes mpirun started (needs the mpi feature).
+    #[arg(long)]
+    distributed: bool,
+}
+
+/// Parses the command line (clap: `--help` lists every flag with its default; a bad value
+/// exits with status 2), starting from `defaults`.
 pub fn parse_args(name: &str, defaults: Args) -> Result<Args> {
-    let usage = format!(
-        "usage: {name} [--epochs N] [--batch-size B] [--lr LR] [--lr-decay GAMMA] [--patience P] \
-         [--data DIR] [--out DIR] [--resume FILE] [--seed S] [--device cpu|cuda|cuda:N] \
-         [--distributed]"
-    );
-    let mut args = defaults;
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{usage}");
-            std::process::exit(0);
-        }
-        if flag == "--distributed" {
-            args.distributed = true;
-            continue;
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{usage}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        match flag.as_str() {
-            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a whole number"))?,
-            "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a whole number"))?,
-            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
-            "--lr-decay" => args.lr_decay = value.parse().map_err(|_| bad("a number"))?,
-            "--patience" => args.patience = value.parse().map_err(|_| bad("a whole number"))?,
-            "--data" => args.data = PathBuf::from(value),
-            "--out" => args.out = PathBuf::from(value),
-            "--resume" => args.resume = Some(PathBuf::from(value)),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{usage}"))),
-        }
-    }
-    // Probing for a GPU takes a moment, so only when no device was named.
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
+    use clap::{CommandFactory, FromArgMatches};
+    let d = &defaults;
+    let default = |value: String| move |a: clap::Arg| a.default_value(value).required(false);
+    let command = Cli::command()
+        .name(name.to_string())
+        .about(format!(
+            "Trains {name} on MNIST and reports its test accuracy."
+        ))
+        .mut_arg("epochs", default(d.epochs.to_string()))
+        .mut_arg("batch_size", default(d.batch_size.to_string()))
+        .mut_arg("lr", default(d.lr.to_string()))
+        .mut_arg("lr_decay", default(d.lr_decay.to_string()))
+        .mut_arg("patience", default(d.patience.to_string()))
+        .mut_arg("data", default(d.data.display().to_string()))
+        .mut_arg("out", default(d.out.display().to_string()))
+        .mut_arg("seed", default(d.seed.to_string()));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    let mut args = Args {
+        epochs: cli.epochs,
+        batch_size: cli.batch_size,
+        lr: cli.lr,
+        lr_decay: cli.lr_decay,
+        patience: cli.patience,
+        data: cli.data,
+        out: cli.out,
+        resume: cli.resume,
+        seed: cli.seed,
+        distributed: cli.distributed,
+        ..defaults
+    };
+    args.device = cli.device;
     // Data-parallel ranks on one host take one GPU each, by their rank on the host.
     if let (true, DeviceKind::Cuda(_)) = (args.distributed, args.device) {
         let local_rank = ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"]

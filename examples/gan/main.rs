@@ -14,6 +14,9 @@
 //!     [--device cpu|cuda|cuda:N]
 //! ```
 
+#[path = "../cli/mod.rs"]
+mod cli;
+// The LeNet referee's training; this example has flags of its own.
 #[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
@@ -41,84 +44,55 @@ const EMA_DECAY: f64 = 0.999;
 /// The grid's side: `GRID * GRID` samples from fixed codes.
 const GRID: usize = 10;
 
+/// A DCGAN on MNIST: trains, draws a grid of samples per epoch, and reports how many samples
+/// the trained LeNet-5 finds clearly a digit.
+#[derive(clap::Parser)]
+#[command(name = "gan")]
 struct Args {
+    /// Epochs to train.
+    #[arg(long, default_value_t = 8, value_parser = cli::count)]
     epochs: usize,
+    /// How many of MNIST's 60,000 training images to use.
+    #[arg(long, default_value_t = 60_000, value_parser = cli::count)]
     train_images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64, value_parser = cli::count)]
     batch_size: usize,
+    /// Adam's learning rate for both networks (constant for half the run, then down to 0).
+    #[arg(long, default_value_t = 2e-4, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f64,
+    /// One-sided label smoothing: the discriminator's target for real digits is 1 minus this,
+    /// in [0, 0.5).
+    #[arg(long, default_value_t = 0.0, value_parser = smoothing, allow_negative_numbers = true)]
     label_smoothing: f32,
+    /// Samples the LeNet-5 scores after every epoch.
+    #[arg(long, default_value_t = 1000, value_parser = cli::count)]
     samples: usize,
+    /// The referee's weights (trained first when missing, as `--example lenet` does).
+    #[arg(long, default_value = "runs/lenet/lenet5.safetensors")]
     lenet: PathBuf,
+    /// The MNIST folder.
+    #[arg(long, default_value_os_t = data_dir().join("mnist"))]
     data: PathBuf,
+    /// Where the grids, curves and weights go.
+    #[arg(long, default_value = "runs/gan")]
     out: PathBuf,
+    /// Seed of the weights, codes and shuffling.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers).
+    #[arg(long, value_parser = cli::device, default_value = "auto")]
     device: DeviceKind,
 }
 
-const USAGE: &str = "usage: gan [--epochs N] [--train-images N] [--batch-size B] [--lr LR] \
-[--label-smoothing S] [--samples N] [--lenet FILE] [--data DIR] [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        epochs: 8,
-        train_images: 60_000,
-        batch_size: 64,
-        lr: 2e-4,
-        label_smoothing: 0.0,
-        samples: 1000,
-        lenet: PathBuf::from("runs/lenet/lenet5.safetensors"),
-        data: data_dir().join("mnist"),
-        out: PathBuf::from("runs/gan"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        match flag.as_str() {
-            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a count"))?,
-            "--train-images" => args.train_images = value.parse().map_err(|_| bad("a count"))?,
-            "--batch-size" => args.batch_size = value.parse().map_err(|_| bad("a count"))?,
-            "--lr" => args.lr = value.parse().map_err(|_| bad("a number"))?,
-            "--label-smoothing" => {
-                args.label_smoothing = value.parse().map_err(|_| bad("a number"))?
-            }
-            "--samples" => args.samples = value.parse().map_err(|_| bad("a count"))?,
-            "--lenet" => args.lenet = PathBuf::from(value),
-            "--data" => args.data = PathBuf::from(value),
-            "--out" => args.out = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
+/// A label-smoothing amount in [0, 0.5).
+fn smoothing(s: &str) -> Result<f32, String> {
+    let v = cli::fraction(s)?;
+    if v < 0.5 {
+        Ok(v as f32)
+    } else {
+        Err(format!("must be in [0, 0.5), got {v}"))
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(Error::Usage(format!(
-            "--lr must be a positive number, got {}",
-            args.lr
-        )));
-    }
-    if !(0.0..0.5).contains(&args.label_smoothing) {
-        return Err(Error::Usage(format!(
-            "--label-smoothing must be in [0, 0.5), got {}",
-            args.label_smoothing
-        )));
-    }
-    if args.epochs == 0 || args.batch_size == 0 || args.samples == 0 || args.train_images == 0 {
-        return Err(Error::Usage(
-            "--epochs, --batch-size, --samples and --train-images must be at least 1".into(),
-        ));
-    }
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
-    Ok(args)
 }
 
 /// One epoch's means and its LeNet score.
@@ -421,7 +395,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
 fn main() {
     let on_device =
         |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
-    if let Err(e) = parse_args().and_then(on_device) {
+    if let Err(e) = on_device(<Args as clap::Parser>::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -15,6 +15,8 @@ mod dates;
 mod lstm_model;
 mod model;
 
+#[path = "../cli/mod.rs"]
+mod cli;
 use dates::{
     decode_target, encode_source, encode_target, examples, Example, BOS, EOS, SOURCE_LEN,
     TARGET_LEN, TARGET_VOCAB,
@@ -34,86 +36,45 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Learns to translate human-readable dates into ISO 8601 with an encoder-decoder
+/// Transformer (or, with --lstm, an LSTM with attention), then translates held-out dates.
+#[derive(clap::Parser)]
+#[command(name = "seq2seq")]
 struct Args {
+    /// Train the LSTM encoder-decoder with Luong attention instead of the Transformer.
+    #[arg(long)]
     lstm: bool,
+    /// Epochs to train.
+    #[arg(long, default_value_t = 8, value_parser = cli::count)]
     epochs: usize,
+    /// Generated date pairs to train on.
+    #[arg(long, default_value_t = 30_000, value_parser = cli::count)]
     train_size: usize,
+    /// Pairs per batch.
+    #[arg(long, default_value_t = 64, value_parser = cli::count)]
     batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f64,
+    /// A date to translate after training; repeat the flag for several.
+    #[arg(long, value_parser = translatable)]
     translate: Vec<String>,
+    /// Where metrics, curves, attention maps and checkpoints go.
+    #[arg(long, default_value = "runs/seq2seq")]
     out: PathBuf,
+    /// Seed of the data, the weights and the batches.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// cpu, cuda, cuda:N, or auto (the GPU when this build has CUDA and one answers).
+    #[arg(long, value_parser = cli::device, default_value = "auto")]
     device: DeviceKind,
 }
 
-const USAGE: &str =
-    "usage: seq2seq [--lstm] [--epochs N] [--train-size N] [--batch-size B] [--lr LR] \
-[--translate TEXT]... [--out DIR] [--seed S] [--device cpu|cuda|cuda:N]";
-
-fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        lstm: false,
-        epochs: 8,
-        train_size: 30_000,
-        batch_size: 64,
-        lr: 1e-3,
-        translate: Vec::new(),
-        out: PathBuf::from("runs/seq2seq"),
-        seed: 0,
-        device: DeviceKind::Cpu,
-    };
-    let mut device = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        if flag == "--lstm" {
-            args.lstm = true;
-            continue;
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| Error::Usage(format!("{flag} needs a value\n{USAGE}")))?;
-        let bad = |what: &str| Error::Usage(format!("{flag} expects {what}, got {value:?}"));
-        let positive = |v: usize| (v > 0).then_some(v);
-        match flag.as_str() {
-            "--epochs" => args.epochs = value.parse().map_err(|_| bad("a whole number"))?,
-            "--train-size" => {
-                args.train_size = value
-                    .parse()
-                    .ok()
-                    .and_then(positive)
-                    .ok_or_else(|| bad("a whole number above 0"))?
-            }
-            "--batch-size" => {
-                args.batch_size = value
-                    .parse()
-                    .ok()
-                    .and_then(positive)
-                    .ok_or_else(|| bad("a whole number above 0"))?
-            }
-            "--lr" => {
-                args.lr = value
-                    .parse()
-                    .ok()
-                    .filter(|lr: &f64| *lr > 0.0 && lr.is_finite())
-                    .ok_or_else(|| bad("a number above 0"))?
-            }
-            "--translate" => args.translate.push(value),
-            "--out" => args.out = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().map_err(|_| bad("a whole number"))?,
-            "--device" => device = Some(value.parse()?),
-            _ => return Err(Error::Usage(format!("unknown flag {flag}\n{USAGE}"))),
-        }
-    }
-    // A text the model cannot read fails now, not after training.
-    for text in &args.translate {
-        encode_source(text)?;
-    }
-    args.device = device.unwrap_or_else(DeviceKind::best_available);
-    Ok(args)
+/// A text the model can read: it fails now, not after training.
+fn translatable(s: &str) -> std::result::Result<String, String> {
+    encode_source(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// One example as tokens: the padded source, the decoder's input and the expected output.
@@ -420,8 +381,31 @@ where
 fn main() {
     let on_device =
         |args: Args| shapesafe::with_device!(args.device, args.seed, |dev| run(args, dev));
-    if let Err(e) = parse_args().and_then(on_device) {
+    if let Err(e) = on_device(<Args as clap::Parser>::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+    use clap::Parser;
+
+    #[test]
+    fn the_command_line_refuses_values_out_of_range_with_status_2() {
+        let parse = |args: &[&str]| Args::try_parse_from([&["seq2seq"], args].concat());
+        let ok = parse(&["--lr", "5e-4", "--epochs", "2", "--device", "cpu"]).unwrap();
+        assert_eq!((ok.lr, ok.epochs, ok.batch_size), (5e-4, 2, 64));
+        for bad in [
+            &["--lr", "-1"][..],
+            &["--lr", "0"],
+            &["--batch-size", "0"],
+            &["--epochs", "0"],
+            &["--translate", "\u{2603}"],
+            &["--no-such-flag"],
+        ] {
+            assert_eq!(parse(bad).err().map(|e| e.exit_code()), Some(2), "{bad:?}");
+        }
     }
 }
