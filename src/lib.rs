@@ -33,6 +33,8 @@
 //! opt.update(&mut model, &grads).unwrap();
 //! ```
 #![warn(missing_docs)]
+// docs.rs marks the items that need a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod data;
 pub mod device;

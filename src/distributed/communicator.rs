@@ -7,7 +7,7 @@ use crate::Result;
 ///
 /// Every rank must make the same calls in the same order with buffers of the same length, as
 /// with MPI and NCCL themselves; a call that one rank skips leaves the others waiting (the
-/// [`Mpi`](crate::distributed::Mpi) backend's watchdog ends such a wait with an error). The
+/// `Mpi` backend's watchdog ends such a wait with an error). The
 /// element types are the ones training moves: `f32` and `f64` values (gradients, weights,
 /// metric sums) and `u64` words (statuses, fingerprints).
 ///

@@ -10,7 +10,7 @@
 //! for `Trainer::data_parallel`.
 //!
 //! Backends, each behind a feature, so the default build needs no system library:
-//! - `mpi`: [`Mpi`], through the `mpi` crate (rsmpi) and the system's MPI library (Open MPI or
+//! - `mpi`: `Mpi`, through the `mpi` crate (rsmpi) and the system's MPI library (Open MPI or
 //!   MPICH); CPU tensors, and CUDA tensors staged through the host.
 //! - `nccl` (with `cuda`): `Nccl`, NVIDIA's collectives on CUDA tensors, its id shared over MPI.
 //!
@@ -34,7 +34,9 @@ pub use buckets::all_reduce_gradients;
 pub use communicator::{Communicator, SingleProcess};
 pub use model_sync::{broadcast_module, check_same_model, ModelFingerprint};
 #[cfg(feature = "mpi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 pub use mpi::Mpi;
 #[cfg(feature = "nccl")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nccl")))]
 pub use nccl::Nccl;
 pub use parallel::DataParallel;
