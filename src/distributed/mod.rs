@@ -22,7 +22,7 @@
 pub(crate) mod agree;
 mod buckets;
 mod communicator;
-mod model_sync;
+pub(crate) mod model_sync;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(feature = "nccl")]

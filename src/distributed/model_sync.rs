@@ -147,7 +147,12 @@ struct Fingerprinter {
     print: ModelFingerprint,
 }
 
-fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+/// FNV-1a's starting value.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a of `bytes`, continuing from `hash` ([`FNV_OFFSET`] to start): the same in
+/// every process, unlike the standard library's seeded hashers.
+pub(crate) fn fnv(hash: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(hash, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -189,7 +194,7 @@ impl ModelFingerprint {
             print: ModelFingerprint {
                 tensors: 0,
                 values: 0,
-                hash: 0xcbf2_9ce4_8422_2325,
+                hash: FNV_OFFSET,
             },
         };
         // The error type is `Infallible`.

@@ -73,12 +73,8 @@ impl Metrics {
         comm: &dyn crate::distributed::Communicator,
     ) -> crate::Result<()> {
         let names: Vec<&str> = self.entries.iter().map(|(n, _, _)| n.as_str()).collect();
-        let hash = names
-            .join("\u{1f}")
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+        use crate::distributed::model_sync::{fnv, FNV_OFFSET};
+        let hash = fnv(FNV_OFFSET, names.join("\u{1f}").as_bytes());
         let all = comm.all_gather_u64(&[hash])?;
         if let Some(rank) = all.iter().position(|&h| h != all[0]) {
             return Err(crate::Error::Distributed {
