@@ -365,6 +365,23 @@ fn worker(scenario: &str) -> Result<()> {
             };
             report(outcome);
         }
+        "uneven" => {
+            // Rank 1 forgot to shard its loader: twice the batches of rank 0.
+            let data = digits()?;
+            let subset = Subset::new(&data, (0..EXAMPLES).collect())?;
+            let mut loader = DataLoader::new(&subset, PER_RANK_BATCH)?;
+            if rank == 0 {
+                loader = loader.shard(rank, 2)?;
+            }
+            let dev = Cpu::seed_from_u64(0);
+            let model = dev.build_module::<Net, f32>();
+            let outcome = Trainer::new(model.clone(), sgd(&model), dev)
+                .with_config(config(1, None))
+                .data_parallel(parallel.clone())
+                .fit(&loader, &loader)
+                .map(|_| String::new());
+            report(outcome);
+        }
         "hang" => {
             if rank == 1 {
                 std::thread::sleep(Duration::from_secs(30));
@@ -500,6 +517,7 @@ fn driver() -> bool {
         ("bad_data", "corrupt"),
         ("nan", "not finite"),
         ("mismatch", "differs from rank 0"),
+        ("uneven", "training batches per epoch"),
     ] {
         let run = mpirun(scenario, minute);
         let (r0, r1) = (result(&run, 0), result(&run, 1));

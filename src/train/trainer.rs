@@ -340,6 +340,20 @@ where
                 })
                 .unwrap_or_else(|| self.config.schedule.lr(base_lr, epoch));
             self.optimizer.set_learning_rate(lr);
+            // A rank with more batches than the others would wait for them forever.
+            if let Some(p) = &self.parallel {
+                let counts = p.comm.all_gather_u64(&[train.num_batches() as u64])?;
+                if let Some(rank) = counts.iter().position(|&c| c != counts[0]) {
+                    return Err(Error::Distributed {
+                        rank,
+                        reason: format!(
+                            "it has {} training batches per epoch where rank 0 has {}: give \
+                             every rank the same number (DataLoader::shard does)",
+                            counts[rank], counts[0]
+                        ),
+                    });
+                }
+            }
             let start = Instant::now();
             let bar = self.progress_bar(train.num_batches() as u64, epoch);
             let mut metrics = Metrics::new();
