@@ -16,7 +16,7 @@ mod common;
 use shapesafe::models::LeNet5;
 
 fn main() {
-    let args = common::parse_args("lenet", common::defaults("lenet", 4, 1e-3));
+    let args = common::parse_args("lenet", common::lenet_defaults());
     let run = |a: common::Args| {
         shapesafe::with_device!(a.device, a.seed, |dev| {
             common::train_on_mnist::<LeNet5, _>("lenet5", a, dev)

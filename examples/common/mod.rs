@@ -136,6 +136,13 @@ pub fn defaults(name: &str, epochs: usize, lr: f64) -> Args {
     }
 }
 
+/// `--example lenet`'s settings: 4 epochs of Adam from 1e-3. The GAN's referee is trained
+/// with them too, so it is the same LeNet-5.
+#[allow(dead_code)] // the other MNIST examples have defaults of their own
+pub fn lenet_defaults() -> Args {
+    defaults("lenet", 4, 1e-3)
+}
+
 /// Trains `M` on 55,000 MNIST digits (5,000 held out to validate, batch norm and dropout in
 /// training mode), then reports test loss, accuracy and the confusion matrix and saves the
 /// weights to `<out>/<name>.safetensors`. `dev` is the device `args.device` names (see
