@@ -185,7 +185,15 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    files.sort_by(|a, b| (a.parent(), a.file_name()).cmp(&(b.parent(), b.file_name())));
+    // As strings, as Python sorts them: folder paths, then names within a folder.
+    let key = |p: &PathBuf| {
+        let folder = p.parent().map(|f| f.to_string_lossy().into_owned());
+        (
+            folder,
+            p.file_name().map(|n| n.to_string_lossy().into_owned()),
+        )
+    };
+    files.sort_by_key(key);
     Ok(files)
 }
 
