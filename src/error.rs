@@ -137,9 +137,10 @@ pub enum Error {
     /// A rank of a distributed run failed, or the ranks disagree (different models, a
     /// collective that did not complete). Every rank stops with this error.
     Distributed {
-        /// The rank that failed first (the lowest, when several did).
+        /// The rank that failed: on a rank that failed itself, that rank; on the others, the
+        /// lowest that failed.
         rank: usize,
-        /// What went wrong, as that rank saw it where this is that rank.
+        /// What went wrong: the failing rank's own message there, a pointer to it elsewhere.
         reason: String,
     },
     /// An example was asked for past the end of a data set.
