@@ -8,6 +8,7 @@
 //! arithmetic here gives the same bytes.
 
 use image::RgbImage;
+use std::borrow::Cow;
 
 /// Fractional bits of Pillow's fixed-point weights for 8-bit images (`32 - 8 - 2`).
 const PRECISION_BITS: u32 = 22;
@@ -79,13 +80,11 @@ fn clip8(sum: i64) -> u8 {
 pub fn resize_bilinear(src: &RgbImage, out_width: u32, out_height: u32) -> RgbImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
     let (ow, oh) = (out_width as usize, out_height as usize);
-    if (w, h) == (ow, oh) || w == 0 || h == 0 || ow == 0 || oh == 0 {
-        return image::imageops::resize(
-            src,
-            out_width,
-            out_height,
-            image::imageops::FilterType::Nearest,
-        );
+    if (w, h) == (ow, oh) {
+        return src.clone();
+    }
+    if w == 0 || h == 0 || ow == 0 || oh == 0 {
+        return RgbImage::new(out_width, out_height);
     }
     let vertical = taps(h, oh);
     // Pillow's horizontal pass only computes the rows the vertical pass reads.
@@ -96,11 +95,10 @@ pub fn resize_bilinear(src: &RgbImage, out_width: u32, out_height: u32) -> RgbIm
         (0, h)
     };
     let pixels = src.as_raw();
-    let mut middle = vec![0u8; (row1 - row0) * ow * 3];
-    let middle_width;
-    if ow != w {
-        middle_width = ow;
+    // The vertical pass reads the source rows themselves when the width stays.
+    let (middle, middle_width): (Cow<[u8]>, usize) = if ow != w {
         let horizontal = taps(w, ow);
+        let mut rows = vec![0u8; (row1 - row0) * ow * 3];
         for y in row0..row1 {
             for (x, tap) in horizontal.iter().enumerate() {
                 for c in 0..3 {
@@ -109,16 +107,16 @@ pub fn resize_bilinear(src: &RgbImage, out_width: u32, out_height: u32) -> RgbIm
                         let v = pixels[(y * w + tap.first + k) * 3 + c];
                         sum += i64::from(v) * i64::from(weight);
                     }
-                    middle[((y - row0) * ow + x) * 3 + c] = clip8(sum);
+                    rows[((y - row0) * ow + x) * 3 + c] = clip8(sum);
                 }
             }
         }
+        (Cow::Owned(rows), ow)
     } else {
-        middle_width = w;
-        middle = pixels[row0 * w * 3..row1 * w * 3].to_vec();
-    }
+        (Cow::Borrowed(&pixels[row0 * w * 3..row1 * w * 3]), w)
+    };
     if oh == h {
-        return RgbImage::from_raw(out_width, out_height, middle)
+        return RgbImage::from_raw(out_width, out_height, middle.into_owned())
             .expect("the buffer has the output's size");
     }
     let mut out = vec![0u8; oh * middle_width * 3];

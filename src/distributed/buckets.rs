@@ -8,7 +8,7 @@ use crate::{Error, Result};
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
 };
-use dfdx::prelude::{Cpu, Device, Dtype, Gradients, Shape, Tensor};
+use dfdx::prelude::{Cpu, Device, Dtype, Gradients, HasShape, Shape, Tensor};
 
 /// Which way a walk copies, between the gradients and the flat host buffer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for GradCopy<'_, E, D> {
         }
         self.grads.try_alloc_for(param)?;
         let mut grad = self.grads.get(param);
-        let n = grad.as_vec().len();
+        let n = param.shape().num_elements();
         match self.direction {
             Direction::Gather => self.flat.extend(grad.as_vec()),
             Direction::Scatter => {

@@ -4,8 +4,7 @@
 use super::Communicator;
 use crate::{Error, Result};
 use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-    ViewTensorRef,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut,
 };
 use dfdx::prelude::{Device, Dtype, HasShape, Shape, Tensor};
 
@@ -143,10 +142,6 @@ pub struct ModelFingerprint {
     pub hash: u64,
 }
 
-struct Fingerprinter {
-    print: ModelFingerprint,
-}
-
 /// FNV-1a's starting value.
 pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -158,30 +153,6 @@ pub(crate) fn fnv(hash: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for Fingerprinter {
-    type Viewer = (ViewTensorRef, ViewTensorName);
-    type Err = std::convert::Infallible;
-    type E2 = E;
-    type D2 = D;
-
-    fn visit<S: Shape>(
-        &mut self,
-        _opts: TensorOptions<S, E, D>,
-        (t, name): (&Tensor<S, E, D>, String),
-    ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
-        let p = &mut self.print;
-        p.tensors += 1;
-        p.values += t.shape().num_elements() as u64;
-        let text = format!(
-            "{name}:{:?}:{};",
-            t.shape().concrete(),
-            std::mem::size_of::<E>()
-        );
-        p.hash = fnv(p.hash, text.as_bytes());
-        Ok(None)
-    }
-}
-
 impl ModelFingerprint {
     /// The fingerprint of `model`.
     pub fn of<M, E, D>(model: &M) -> Self
@@ -190,19 +161,19 @@ impl ModelFingerprint {
         E: Dtype,
         D: Device<E>,
     {
-        let mut f = Fingerprinter {
-            print: ModelFingerprint {
-                tensors: 0,
-                values: 0,
-                hash: FNV_OFFSET,
-            },
-        };
-        // The error type is `Infallible`.
-        let _ = M::iter_tensors(&mut RecursiveWalker {
-            m: (model, String::new()),
-            f: &mut f,
-        });
-        f.print
+        let shapes = crate::pytorch::tensor_shapes(model);
+        let text: String = shapes
+            .iter()
+            .map(|(name, shape)| format!("{name}:{shape:?}:{};", std::mem::size_of::<E>()))
+            .collect();
+        ModelFingerprint {
+            tensors: shapes.len() as u64,
+            values: shapes
+                .iter()
+                .map(|(_, s)| s.iter().product::<usize>() as u64)
+                .sum(),
+            hash: fnv(FNV_OFFSET, text.as_bytes()),
+        }
     }
 }
 

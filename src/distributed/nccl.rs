@@ -131,20 +131,44 @@ impl Nccl {
         Ok(())
     }
 
-    fn staged<T>(
-        &self,
-        values: &mut [T],
-        op: impl FnOnce(&CudaSlice<T>, &mut CudaSlice<T>) -> Result<()>,
-    ) -> Result<()>
+    /// Sums `values` across ranks through a device buffer.
+    fn all_reduce_sum<T>(&self, values: &mut [T]) -> Result<()>
     where
-        T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy + Unpin,
+        T: cudarc::nccl::NcclType + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits,
+        T: Copy + Unpin,
     {
         let send = self.device.htod_sync_copy(values).map_err(cuda_error)?;
         let mut recv = self
             .device
             .alloc_zeros::<T>(values.len())
             .map_err(cuda_error)?;
-        op(&send, &mut recv)?;
+        self.comm
+            .all_reduce(&send, &mut recv, &ReduceOp::Sum)
+            .map_err(nccl_error)?;
+        self.device
+            .dtoh_sync_copy_into(&recv, values)
+            .map_err(cuda_error)
+    }
+
+    /// Replaces `values` by rank `root`'s; only the root uploads its values.
+    fn broadcast<T>(&self, values: &mut [T], root: usize) -> Result<()>
+    where
+        T: cudarc::nccl::NcclType + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits,
+        T: Copy + Unpin,
+    {
+        super::communicator::check_root(root, self.world_size())?;
+        let send = if self.rank() == root {
+            Some(self.device.htod_sync_copy(values).map_err(cuda_error)?)
+        } else {
+            None
+        };
+        let mut recv = self
+            .device
+            .alloc_zeros::<T>(values.len())
+            .map_err(cuda_error)?;
+        self.comm
+            .broadcast(&send, &mut recv, root as i32)
+            .map_err(nccl_error)?;
         self.device
             .dtoh_sync_copy_into(&recv, values)
             .map_err(cuda_error)
@@ -290,43 +314,19 @@ impl Communicator for Nccl {
     }
 
     fn all_reduce_sum_f32(&self, values: &mut [f32]) -> Result<()> {
-        self.staged(values, |send, recv| {
-            self.comm
-                .all_reduce(send, recv, &ReduceOp::Sum)
-                .map(|_| ())
-                .map_err(nccl_error)
-        })
+        self.all_reduce_sum(values)
     }
 
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()> {
-        self.staged(values, |send, recv| {
-            self.comm
-                .all_reduce(send, recv, &ReduceOp::Sum)
-                .map(|_| ())
-                .map_err(nccl_error)
-        })
+        self.all_reduce_sum(values)
     }
 
     fn broadcast_f32(&self, values: &mut [f32], root: usize) -> Result<()> {
-        super::communicator::check_root(root, self.world_size())?;
-        self.staged(values, |send, recv| {
-            let send = Some(send.try_clone().map_err(cuda_error)?);
-            self.comm
-                .broadcast(&send, recv, root as i32)
-                .map(|_| ())
-                .map_err(nccl_error)
-        })
+        self.broadcast(values, root)
     }
 
     fn broadcast_f64(&self, values: &mut [f64], root: usize) -> Result<()> {
-        super::communicator::check_root(root, self.world_size())?;
-        self.staged(values, |send, recv| {
-            let send = Some(send.try_clone().map_err(cuda_error)?);
-            self.comm
-                .broadcast(&send, recv, root as i32)
-                .map(|_| ())
-                .map_err(nccl_error)
-        })
+        self.broadcast(values, root)
     }
 
     fn all_gather_u64(&self, values: &[u64]) -> Result<Vec<u64>> {
