@@ -1,7 +1,8 @@
 //! A DCGAN on MNIST: a generator of transposed convolutions and a discriminator of strided
 //! convolutions (`model.rs`, each with its shape contract) trained against each other with
-//! Adam, as in Radford et al. and PyTorch's DCGAN tutorial; samples come from a moving
-//! average of the generator's weights. After every epoch it draws a 10x10 grid of samples from
+//! Adam, as in Radford et al. and PyTorch's DCGAN tutorial; the discriminator judges packs of
+//! two digits (PacGAN), which keeps the generator from dropping digits, and samples come from
+//! a moving average of the generator's weights. After every epoch it draws a 10x10 grid of samples from
 //! fixed codes to `runs/gan/epoch-NN.png`, and asks the LeNet-5 of `--example lenet` (trained
 //! first when its weights are missing) to classify 1,000 fresh samples: the share it is at
 //! least 90% sure of, and which digits those are. Losses and scores go to
@@ -24,7 +25,7 @@ mod model;
 mod score;
 
 use dfdx::nn::ModelEMA;
-use model::{discriminator, GeneratorConfig, LATENT};
+use model::{discriminator, GeneratorConfig, LATENT, PACK};
 use shapesafe::data::{data_dir, DataLoader, Mnist, Normalize, Subset};
 use shapesafe::device::DeviceKind;
 use shapesafe::nn::loss::binary_cross_entropy_with_logits as bce;
@@ -55,8 +56,8 @@ struct Args {
     /// How many of MNIST's 60,000 training images to use.
     #[arg(long, default_value_t = 60_000, value_parser = cli::count)]
     train_images: usize,
-    /// Images per batch.
-    #[arg(long, default_value_t = 64, value_parser = cli::count)]
+    /// Images per batch, a multiple of the discriminator's pack of 2.
+    #[arg(long, default_value_t = 64, value_parser = packs)]
     batch_size: usize,
     /// Adam's learning rate for both networks (constant for half the run, then down to 0).
     #[arg(long, default_value_t = 2e-4, value_parser = cli::positive, allow_negative_numbers = true)]
@@ -85,6 +86,18 @@ struct Args {
     device: DeviceKind,
 }
 
+/// A batch size that splits into whole packs for the discriminator.
+fn packs(s: &str) -> Result<usize, String> {
+    let n = cli::count(s)?;
+    if n % PACK == 0 {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be a multiple of the discriminator's pack of {PACK}, got {n}"
+        ))
+    }
+}
+
 /// A label-smoothing amount in [0, 0.5).
 fn smoothing(s: &str) -> Result<f32, String> {
     let v = cli::fraction(s)?;
@@ -108,6 +121,19 @@ struct EpochStats {
 }
 
 type Images<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>;
+/// What the discriminator reads: `(n, PACK, 28, 28)`.
+type Packs<D, T> = Tensor<(usize, Const<PACK>, Const<28>, Const<28>), f32, D, T>;
+
+/// Consecutive digits stacked as the channels of one discriminator input: `(n, 1, 28, 28)`
+/// to `(n / PACK, PACK, 28, 28)`, with the tape, so gradients reach each digit.
+fn pack<S: Shape<Concrete = [usize; 4]>, D: KernelDevice<f32>, T: Tape<f32, D>>(
+    images: Tensor<S, f32, D, T>,
+) -> Result<Packs<D, T>> {
+    let packs = images.shape().concrete()[0] / PACK;
+    images
+        .try_reshape_like(&(packs, Const, Const, Const))
+        .map_err(Error::device)
+}
 
 /// `images` in `[-1, 1]` as rows of `GRID` pictures in `[0, 1]`.
 fn grid_of<D: KernelDevice<f32>>(images: &Images<D>) -> Result<ImageGrid> {
@@ -218,9 +244,9 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mut ema = g.clone();
     println!(
         "{}\n\n{}\n\ndevice {}: {count} images, batch {}, Adam lr {} betas (0.5, 0.999), \
-         real label {}\n",
+         real label {}, the discriminator judging packs of {PACK}\n",
         Summary::of::<GeneratorConfig, Rank1<LATENT>>(),
-        Summary::of::<model::DiscriminatorConfig, Rank3<1, 28, 28>>(),
+        Summary::of::<model::DiscriminatorConfig, Rank3<PACK, 28, 28>>(),
         args.device,
         args.batch_size,
         args.lr,
@@ -241,9 +267,10 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     // Every batch is full (`drop_last`), so the labels are made once. One-sided label
     // smoothing (Salimans et al., 2016) lowers only the discriminator's target for real
     // digits, so that it cannot grow overconfident; the generator still aims at 1.
-    let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(args.batch_size, Const));
+    let packs = args.batch_size / PACK;
+    let ones: Tensor<(usize, Const<1>), f32, D> = dev.ones_like(&(packs, Const));
     let real_targets = ones.clone() * (1.0 - args.label_smoothing);
-    let zeros: Tensor<(usize, Const<1>), f32, D> = dev.zeros_like(&(args.batch_size, Const));
+    let zeros: Tensor<(usize, Const<1>), f32, D> = dev.zeros_like(&(packs, Const));
 
     for epoch in 0..args.epochs {
         let start = Instant::now();
@@ -272,7 +299,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
 
             // Discriminator: real digits are 1, generated ones 0.
             let real_logits = d
-                .try_forward_mut(real.traced(d_grads))
+                .try_forward_mut(pack(real.traced(d_grads))?)
                 .map_err(Error::device)?;
             let d_real = real_logits
                 .retaped::<NoneTape>()
@@ -281,7 +308,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
                 .as_vec()[0];
             let (loss_real, tape) = bce(real_logits, real_targets.clone()).split_tape();
             let fake_logits = d
-                .try_forward_mut(fake.clone().put_tape(tape))
+                .try_forward_mut(pack(fake.clone().put_tape(tape))?)
                 .map_err(Error::device)?;
             let d_fake = fake_logits
                 .retaped::<NoneTape>()
@@ -299,7 +326,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             // Generator: the non-saturating loss, its samples called real by the updated
             // discriminator.
             let logits = d
-                .try_forward_mut(fake.put_tape(g_tape))
+                .try_forward_mut(pack(fake.put_tape(g_tape))?)
                 .map_err(Error::device)?;
             let g_loss = bce(logits, ones.clone());
             let g_value = g_loss.as_vec()[0];

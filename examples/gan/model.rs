@@ -7,19 +7,28 @@ use shapesafe::prelude::*;
 /// The latent code's width.
 pub const LATENT: usize = 64;
 
-/// `z (LATENT) -> 128x7x7 -> 64x14x14 -> 1x28x28`, pixels in `[-1, 1]`.
+/// Digits the discriminator judges together, stacked as channels (PacGAN, Lin et al., 2018):
+/// a generator that drops modes makes packs less varied than real ones, which a packed
+/// discriminator sees and a one-digit discriminator cannot.
+pub const PACK: usize = 2;
+
+/// `z (LATENT) -> 128x7x7 -> 128x7x7 -> 64x14x14 -> 1x28x28`, pixels in `[-1, 1]`.
 ///
 /// PyTorch equivalent: `nn.Sequential(nn.Linear(64, 6272), nn.Unflatten(1, (128, 7, 7)),
-/// nn.BatchNorm2d(128), nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1),
+/// nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 128, 3, 1, 1), nn.BatchNorm2d(128),
+/// nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1),
 /// nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())`.
 #[derive(Sequential, Debug, Clone, Copy, Default)]
 #[built(Generator)]
-#[shapes(input = Rank1<LATENT>, output = Rank3<1, 28, 28>, params = 540_225)]
+#[shapes(input = Rank1<LATENT>, output = Rank3<1, 28, 28>, params = 688_065)]
 pub struct GeneratorConfig {
     project: Linear<LATENT, 6272>,
     unflatten: Unflatten<128, 7, 7>,
     bn0: BatchNorm2d<128>,
     relu0: ReLU,
+    refine: Conv2d<128, 128, 3, 1, 1>,
+    bn_refine: BatchNorm2d<128>,
+    relu_refine: ReLU,
     up1: ConvTranspose2d<128, 64, 4, 2, 1>,
     bn1: BatchNorm2d<64>,
     relu1: ReLU,
@@ -27,16 +36,17 @@ pub struct GeneratorConfig {
     tanh: Tanh,
 }
 
-/// `1x28x28 -> 64x14x14 -> 128x7x7 -> 1` logit: real (positive) or generated (negative).
+/// `PACKx28x28 -> 64x14x14 -> 128x7x7 -> 1` logit: a pack of [`PACK`] real digits (positive)
+/// or generated ones (negative).
 ///
-/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+/// PyTorch equivalent: `nn.Sequential(nn.Conv2d(2, 64, 4, 2, 1), nn.LeakyReLU(0.2),
 /// nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten(),
 /// nn.Linear(6272, 1))`; [`discriminator`] sets the slopes to DCGAN's 0.2.
 #[derive(Sequential, Debug, Clone, Copy, Default)]
 #[built(Discriminator)]
-#[shapes(input = Rank3<1, 28, 28>, output = Rank1<1>, params = 138_817)]
+#[shapes(input = Rank3<PACK, 28, 28>, output = Rank1<1>, params = 139_841)]
 pub struct DiscriminatorConfig {
-    down1: Conv2d<1, 64, 4, 2, 1>,
+    down1: Conv2d<PACK, 64, 4, 2, 1>,
     act1: LeakyReLU,
     down2: Conv2d<64, 128, 4, 2, 1>,
     bn2: BatchNorm2d<128>,
