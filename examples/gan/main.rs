@@ -2,10 +2,10 @@
 //! convolutions (`model.rs`, each with its shape contract) trained against each other with
 //! Adam, as in Radford et al. and PyTorch's DCGAN tutorial; the discriminator judges packs of
 //! two digits (PacGAN), which keeps the generator from dropping digits, and samples come from
-//! a moving average of the generator's weights. After every epoch it draws a 10x10 grid of samples from
-//! fixed codes to `runs/gan/epoch-NN.png`, and asks the LeNet-5 of `--example lenet` (trained
-//! first when its weights are missing) to classify 1,000 fresh samples: the share it is at
-//! least 90% sure of, and which digits those are. Losses and scores go to
+//! a moving average of the generator's weights. After every epoch it draws a 10x10 grid of
+//! samples from fixed codes to `runs/gan/epoch-NN.png`, and asks the LeNet-5 of `--example
+//! lenet` (trained first when its weights are missing) to classify 1,000 fresh samples: the
+//! share it is at least 90% sure of, and which digits those are. Losses and scores go to
 //! `runs/gan/metrics.csv` and `curves.png`; the weights to `generator.safetensors` (the
 //! average), `generator-raw.safetensors` and `discriminator.safetensors`.
 //!
