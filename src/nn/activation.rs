@@ -261,7 +261,7 @@ impl<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>> Module<Tensor<S, E, D, T>>
     type Output = Tensor<S, E, D, T>;
     type Error = D::Err;
     fn try_forward(&self, x: Tensor<S, E, D, T>) -> Result<Self::Output, D::Err> {
-        x.try_prelu(E::from_f64(self.negative_slope).unwrap_or(E::default()))
+        crate::kernels::relu::try_leaky_relu(x, self.negative_slope)
     }
 }
 
