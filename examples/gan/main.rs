@@ -1,11 +1,16 @@
 //! A DCGAN on MNIST: a generator of transposed convolutions and a discriminator of strided
 //! convolutions (`model.rs`, each with its shape contract) trained against each other with
-//! Adam, as in Radford et al. and PyTorch's DCGAN tutorial; the discriminator judges packs of
-//! two digits (PacGAN), which keeps the generator from dropping digits, and samples come from
-//! a moving average of the generator's weights. After every epoch it draws a 10x10 grid of
-//! samples from fixed codes to `runs/gan/epoch-NN.png`, and asks the LeNet-5 of `--example
-//! lenet` (trained first when its weights are missing) to classify 1,000 fresh samples: the
-//! share it is at least 90% sure of, and which digits those are. Losses and scores go to
+//! Adam, as in Radford et al. and PyTorch's DCGAN tutorial. Both are conditioned on one of 100
+//! k-means clusters of the training digits' pixels (`clusters.rs`; self-conditioned GANs, Liu
+//! et al., 2020), found without labels before training: a real digit comes with its own
+//! cluster, a generated one with a cluster drawn as often as in the data. Each cluster is one
+//! tight family of shapes, so the generator has no reason to morph between digits. The
+//! discriminator judges packs of two digits (PacGAN), which keeps the generator from dropping
+//! digits, and samples come from a moving average of the generator's weights. After every
+//! epoch it draws a 10x10 grid, one sample per cluster, to `runs/gan/epoch-NN.png`, and asks
+//! the LeNet-5 of `--example lenet` (trained first when its weights are missing) to classify
+//! 1,000 fresh samples: the share it is at least 90% sure of, and which digits those are (for
+//! scale, it is that sure of 95.6% of MNIST's real test digits). Losses and scores go to
 //! `runs/gan/metrics.csv` and `curves.png`; the weights to `generator.safetensors` (the
 //! average), `generator-raw.safetensors` and `discriminator.safetensors`.
 //!
@@ -17,6 +22,7 @@
 
 #[path = "../cli/mod.rs"]
 mod cli;
+mod clusters;
 // The LeNet referee's training; this example has flags of its own.
 #[allow(dead_code)]
 #[path = "../common/mod.rs"]
@@ -25,7 +31,10 @@ mod model;
 mod score;
 
 use dfdx::nn::ModelEMA;
-use model::{discriminator, GeneratorConfig, LATENT, PACK};
+use model::{discriminator, GeneratorConfig, PackedClusters, CLUSTERS, LATENT, NOISE, PACK};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use shapesafe::data::{data_dir, DataLoader, Mnist, Normalize, Subset};
 use shapesafe::device::DeviceKind;
 use shapesafe::nn::loss::binary_cross_entropy_with_logits as bce;
@@ -118,6 +127,58 @@ struct EpochStats {
     raw_confident: f64,
     classes: usize,
     seconds: f64,
+}
+
+/// Generator inputs: `n` rows of standard-normal noise and a cluster one-hot, and the
+/// clusters packed for the discriminator.
+struct Latent<D: KernelDevice<f32>> {
+    input: Tensor<(usize, Const<LATENT>), f32, D>,
+    clusters: PackedClusters<D>,
+}
+
+/// The latent codes of `clusters.len()` samples, row `i` with noise `noise[i]` and cluster
+/// `clusters[i]`.
+fn latent<D: KernelDevice<f32>>(dev: &D, noise: &[Vec<f32>], clusters: &[usize]) -> Latent<D> {
+    let mut input = Vec::with_capacity(clusters.len() * LATENT);
+    for (&cluster, noise) in clusters.iter().zip(noise) {
+        input.extend_from_slice(noise);
+        input.extend((0..CLUSTERS).map(|k| if k == cluster { 1.0 } else { 0.0 }));
+    }
+    Latent {
+        input: dev.tensor_from_vec(input, (clusters.len(), Const)),
+        clusters: packed_one_hot(dev, clusters),
+    }
+}
+
+/// `clusters` one-hot, `PACK` to a row; a batch that does not fill its last pack is cut.
+fn packed_one_hot<D: KernelDevice<f32>>(dev: &D, clusters: &[usize]) -> PackedClusters<D> {
+    let packs = clusters.len() / PACK;
+    let mut one_hot = vec![0.0; packs * PACK * CLUSTERS];
+    for (i, &cluster) in clusters[..packs * PACK].iter().enumerate() {
+        one_hot[i * CLUSTERS + cluster] = 1.0;
+    }
+    dev.tensor_from_vec(one_hot, (packs, Const))
+}
+
+/// `n` samples of noise.
+fn noise(rng: &mut StdRng, n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|_| (0..NOISE).map(|_| rng.sample(StandardNormal)).collect())
+        .collect()
+}
+
+/// `n` latent codes from the prior: the cluster of a training digit drawn at random (so
+/// clusters come as often as in the data), standard-normal noise.
+fn prior<D: KernelDevice<f32>>(
+    dev: &D,
+    rng: &mut StdRng,
+    assigned: &[usize],
+    n: usize,
+) -> Latent<D> {
+    let clusters: Vec<usize> = (0..n)
+        .map(|_| assigned[rng.gen_range(0..assigned.len())])
+        .collect();
+    latent(dev, &noise(rng, n), &clusters)
 }
 
 type Images<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>;
@@ -217,8 +278,37 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let started = Instant::now();
     let mnist = Mnist::load(&args.data)?;
     let lenet = score::classifier(&args.lenet, &dev, args.device, args.seed)?;
+    // The referee's yardstick: how many real digits it is that sure of.
+    let real = mnist.test.images.len().min(args.samples * 784) / 784;
+    let pixels = mnist.test.images[..real * 784]
+        .iter()
+        .map(|&p| p as f32 / 127.5 - 1.0)
+        .collect();
+    let real = score::score(
+        &lenet,
+        dev.tensor_from_vec(pixels, (real, Const, Const, Const)),
+        THRESHOLD,
+    )?;
+    println!(
+        "LeNet-5 is sure (p >= {THRESHOLD}) of {:.1}% of {} real test digits\n",
+        100.0 * real.confident_share(),
+        real.samples
+    );
     let count = args.train_images.min(mnist.train.len());
+    if count < CLUSTERS {
+        return Err(Error::Usage(format!(
+            "--train-images {count} is fewer than the {CLUSTERS} clusters to find"
+        )));
+    }
     let train = Subset::new(&mnist.train, (0..count).collect())?;
+    let started_kmeans = Instant::now();
+    let assigned = clusters::kmeans(&mnist.train.images[..count * 784], CLUSTERS, args.seed);
+    println!(
+        "k-means: {CLUSTERS} clusters of the {count} training digits in {:.1} s; {:.1}% of the \
+         digits have their cluster's most common label (the labels are used for nothing else)\n",
+        started_kmeans.elapsed().as_secs_f64(),
+        100.0 * clusters::purity(&assigned, &mnist.train.labels[..count], CLUSTERS)
+    );
     // Pixels to [-1, 1], the range of the generator's tanh.
     let loader = DataLoader::new(&train, args.batch_size)?
         .shuffle(args.seed)
@@ -243,10 +333,11 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     // the batch's own statistics, so it needs no running averages of its own.
     let mut ema = g.clone();
     println!(
-        "{}\n\n{}\n\ndevice {}: {count} images, batch {}, Adam lr {} betas (0.5, 0.999), \
+        "{}\n\ndiscriminator: features, then a linear logit plus the features' agreement with \
+         the clusters' embedding\n{}\n\ndevice {}: {count} images, batch {}, Adam lr {} betas (0.5, 0.999), \
          real label {}, the discriminator judging packs of {PACK}\n",
         Summary::of::<GeneratorConfig, Rank1<LATENT>>(),
-        Summary::of::<model::DiscriminatorConfig, Rank3<PACK, 28, 28>>(),
+        Summary::of::<model::FeaturesConfig, Rank3<PACK, 28, 28>>(),
         args.device,
         args.batch_size,
         args.lr,
@@ -259,8 +350,14 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     };
     let mut g_opt = Adam::new(&g, adam);
     let mut d_opt = Adam::new(&d, adam);
-    let fixed: Tensor<(usize, Const<LATENT>), f32, D> =
-        dev.sample_normal_like(&(GRID * GRID, Const));
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    // The grid: one sample of each cluster.
+    let fixed = latent(
+        &dev,
+        &noise(&mut rng, GRID * GRID),
+        &(0..GRID * GRID).map(|i| i % CLUSTERS).collect::<Vec<_>>(),
+    )
+    .input;
     let mut g_grads = g.try_alloc_grads().map_err(Error::device)?;
     let mut d_grads = d.try_alloc_grads().map_err(Error::device)?;
     let mut stats = Vec::new();
@@ -287,19 +384,27 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             let lr = args.lr * (2.0 * (1.0 - progress)).min(1.0);
             d_opt.cfg.lr = lr;
             g_opt.cfg.lr = lr;
-            let real = batch?.inputs;
-            let z: Tensor<(usize, Const<LATENT>), f32, D> =
-                dev.sample_normal_like(&(args.batch_size, Const));
+            let batch = batch?;
+            let real = batch.inputs;
+            let real_clusters = packed_one_hot(
+                &dev,
+                &batch
+                    .indices
+                    .iter()
+                    .map(|&i| assigned[i])
+                    .collect::<Vec<_>>(),
+            );
+            let z = prior(&dev, &mut rng, &assigned, args.batch_size);
             // One generator forward serves both steps: the discriminator's on a copy
             // without the tape, the generator's through the tape kept aside.
             let fake = g
-                .try_forward_mut(z.traced(g_grads))
+                .try_forward_mut(z.input.traced(g_grads))
                 .map_err(Error::device)?;
             let (fake, g_tape) = fake.split_tape();
 
             // Discriminator: real digits are 1, generated ones 0.
             let real_logits = d
-                .try_forward_mut(pack(real.traced(d_grads))?)
+                .judge(pack(real.traced(d_grads))?, real_clusters)
                 .map_err(Error::device)?;
             let d_real = real_logits
                 .retaped::<NoneTape>()
@@ -308,7 +413,7 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
                 .as_vec()[0];
             let (loss_real, tape) = bce(real_logits, real_targets.clone()).split_tape();
             let fake_logits = d
-                .try_forward_mut(pack(fake.clone().put_tape(tape))?)
+                .judge(pack(fake.clone().put_tape(tape))?, z.clusters.clone())
                 .map_err(Error::device)?;
             let d_fake = fake_logits
                 .retaped::<NoneTape>()
@@ -323,10 +428,10 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
                 .map_err(|e| Error::Device(format!("optimizer: {e:?}")))?;
             d.try_zero_grads(&mut d_grads).map_err(Error::device)?;
 
-            // Generator: the non-saturating loss, its samples called real by the updated
-            // discriminator.
+            // Generator: the non-saturating loss, its samples called real members of their
+            // clusters by the updated discriminator.
             let logits = d
-                .try_forward_mut(pack(fake.put_tape(g_tape))?)
+                .judge(pack(fake.put_tape(g_tape))?, z.clusters)
                 .map_err(Error::device)?;
             let g_loss = bce(logits, ones.clone());
             let g_value = g_loss.as_vec()[0];
@@ -368,16 +473,22 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
             .realize();
         let picture = args.out.join(format!("epoch-{:02}.png", epoch + 1));
         grid_of(&shown)?.write_png(&picture)?;
-        let z: Tensor<(usize, Const<LATENT>), f32, D> =
-            dev.sample_normal_like(&(args.samples, Const));
-        let raw: Images<D> = g.try_forward(z.clone()).map_err(Error::device)?.realize();
+        let z = prior(&dev, &mut rng, &assigned, args.samples);
+        let raw: Images<D> = g
+            .try_forward(z.input.clone())
+            .map_err(Error::device)?
+            .realize();
         let raw = score::score(&lenet, raw, THRESHOLD)?;
-        let samples: Images<D> = ema.try_forward_mut(z).map_err(Error::device)?.realize();
+        let samples: Images<D> = ema
+            .try_forward_mut(z.input)
+            .map_err(Error::device)?
+            .realize();
         let s = score::score(&lenet, samples, THRESHOLD)?;
         let k = steps.max(1) as f64;
         println!(
-            "epoch {}/{}: D loss {:.3}, G loss {:.3}, D(x) {:.2}, D(G(z)) {:.2} ({seconds:.0} s); \
-             LeNet-5 sure (p >= {THRESHOLD}) of {:.1}% of {} samples (raw weights {:.1}%), {} classes: {:?}; {}",
+            "epoch {}/{}: D loss {:.3}, G loss {:.3}, D(x) {:.2}, D(G(z)) {:.2} \
+             ({seconds:.0} s); LeNet-5 sure (p >= {THRESHOLD}) of {:.1}% of {} samples (raw weights \
+             {:.1}%), {} classes: {:?}; {}",
             epoch + 1,
             args.epochs,
             d_sum / k,

@@ -1,26 +1,36 @@
 //! The DCGAN's two networks as struct models, each with its shape contract: a generator
-//! that upsamples a latent code to a 28x28 digit with transposed convolutions, and a
-//! discriminator that downsamples a digit with strided convolutions to one logit.
+//! that upsamples noise and a cluster one-hot to a 28x28 digit with transposed convolutions,
+//! and a discriminator that downsamples a pack of digits with strided convolutions to one
+//! logit, conditioned on their clusters by projection.
 
 use shapesafe::prelude::*;
 
-/// The latent code's width.
-pub const LATENT: usize = 64;
+/// The noise part of the latent code.
+pub const NOISE: usize = 64;
+
+/// The k-means clusters of the training digits that the generator and the discriminator are
+/// conditioned on (`clusters.rs`): the generator draws a digit of a given cluster, and the
+/// discriminator judges whether a digit is a real member of its cluster.
+pub const CLUSTERS: usize = 100;
+
+/// The generator's input: noise, then the cluster one-hot.
+pub const LATENT: usize = NOISE + CLUSTERS;
 
 /// Digits the discriminator judges together, stacked as channels (PacGAN, Lin et al., 2018):
 /// a generator that drops modes makes packs less varied than real ones, which a packed
 /// discriminator sees and a one-digit discriminator cannot.
 pub const PACK: usize = 2;
 
-/// `z (LATENT) -> 128x7x7 -> 128x7x7 -> 64x14x14 -> 1x28x28`, pixels in `[-1, 1]`.
+/// `noise and cluster one-hot (LATENT) -> 128x7x7 -> 128x7x7 -> 64x14x14 -> 1x28x28`,
+/// pixels in `[-1, 1]`.
 ///
-/// PyTorch equivalent: `nn.Sequential(nn.Linear(64, 6272), nn.Unflatten(1, (128, 7, 7)),
+/// PyTorch equivalent: `nn.Sequential(nn.Linear(164, 6272), nn.Unflatten(1, (128, 7, 7)),
 /// nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 128, 3, 1, 1), nn.BatchNorm2d(128),
 /// nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1),
 /// nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())`.
 #[derive(Sequential, Debug, Clone, Copy, Default)]
 #[built(Generator)]
-#[shapes(input = Rank1<LATENT>, output = Rank3<1, 28, 28>, params = 688_065)]
+#[shapes(input = Rank1<LATENT>, output = Rank3<1, 28, 28>, params = 1_315_265)]
 pub struct GeneratorConfig {
     project: Linear<LATENT, 6272>,
     unflatten: Unflatten<128, 7, 7>,
@@ -36,29 +46,76 @@ pub struct GeneratorConfig {
     tanh: Tanh,
 }
 
-/// `PACKx28x28 -> 64x14x14 -> 128x7x7 -> 1` logit: a pack of [`PACK`] real digits (positive)
-/// or generated ones (negative).
+/// `PACKx28x28 -> 64x14x14 -> 128x7x7 -> 6272` features, which the discriminator's two
+/// heads share.
 ///
 /// PyTorch equivalent: `nn.Sequential(nn.Conv2d(2, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-/// nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten(),
-/// nn.Linear(6272, 1))`; [`discriminator`] sets the slopes to DCGAN's 0.2.
+/// nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2), nn.Flatten())`;
+/// [`discriminator`] sets the slopes to DCGAN's 0.2.
 #[derive(Sequential, Debug, Clone, Copy, Default)]
-#[built(Discriminator)]
-#[shapes(input = Rank3<PACK, 28, 28>, output = Rank1<1>, params = 139_841)]
-pub struct DiscriminatorConfig {
+#[built(Features)]
+#[shapes(input = Rank3<PACK, 28, 28>, output = Rank1<6272>, params = 133_568)]
+pub struct FeaturesConfig {
     down1: Conv2d<PACK, 64, 4, 2, 1>,
     act1: LeakyReLU,
     down2: Conv2d<64, 128, 4, 2, 1>,
     bn2: BatchNorm2d<128>,
     act2: LeakyReLU,
     flatten: Flatten,
+}
+
+/// The discriminator: shared features of a pack of [`PACK`] digits, and a logit saying
+/// whether they are real members of their clusters (positive) or generated (negative): a
+/// linear score of the features plus their agreement with an embedding of the clusters
+/// (the projection discriminator, Miyato and Koyama, 2018).
+///
+/// PyTorch equivalent: a module whose `forward(x, y)` is `f = self.features(x);
+/// return self.classify(f) + (f * self.project(y)).sum(1, keepdim=True)`, `y` the packed
+/// cluster one-hots.
+#[derive(CustomModule, Debug, Clone, Copy, Default)]
+#[built(Discriminator)]
+pub struct DiscriminatorConfig {
+    features: FeaturesConfig,
     classify: Linear<6272, 1>,
+    project: Linear<{ PACK * CLUSTERS }, 6272>,
+}
+
+/// The cluster one-hots of a batch, `PACK` digits' to a row: `(n, PACK * CLUSTERS)` for
+/// `n` packs.
+pub type PackedClusters<D> = Tensor<(usize, Const<{ PACK * CLUSTERS }>), f32, D>;
+
+/// The discriminator's logits, one per pack: `(n, 1)`.
+pub type Logits<D, T> = Tensor<(usize, Const<1>), f32, D, T>;
+
+impl<D: KernelDevice<f32>> Discriminator<f32, D> {
+    /// Judges `n` packs of digits of the given clusters in training mode (batch
+    /// statistics).
+    ///
+    /// # Shapes
+    /// `(n, PACK, 28, 28)` and `(n, PACK * CLUSTERS) -> (n, 1)`.
+    pub fn judge<T: Tape<f32, D> + Merge<T>>(
+        &mut self,
+        packs: Tensor<(usize, Const<PACK>, Const<28>, Const<28>), f32, D, T>,
+        clusters: PackedClusters<D>,
+    ) -> Result<Logits<D, T>, D::Err> {
+        let n = packs.shape().0;
+        let features = self.features.try_forward_mut(packs)?;
+        // The projection records on tapes of its own; the sum below merges them back.
+        let embedded = self.project.try_forward_mut(clusters.retaped::<T>())?;
+        let agreement = features
+            .with_empty_tape()
+            .try_reshape_like(&(n, Const::<6272>))?
+            .try_mul(embedded)?
+            .try_sum::<(usize,), _>()?
+            .try_reshape_like(&(n, Const::<1>))?;
+        self.classify.try_forward_mut(features)?.try_add(agreement)
+    }
 }
 
 /// Builds the discriminator with DCGAN's leaky slope of 0.2.
 pub fn discriminator<D: KernelDevice<f32>>(dev: &D) -> Result<Discriminator<f32, D>, D::Err> {
     let mut d = DiscriminatorConfig::try_build_on_device(dev)?;
-    d.act1.negative_slope = 0.2;
-    d.act2.negative_slope = 0.2;
+    d.features.act1.negative_slope = 0.2;
+    d.features.act2.negative_slope = 0.2;
     Ok(d)
 }
