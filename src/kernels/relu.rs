@@ -27,7 +27,13 @@ use num_traits::Float;
 /// assert_eq!(grad_x, [1.0, 1.0, 6.0]);
 /// ```
 pub fn relu_backward<E: Float>(v: &[E], grad_y: &[E], grad_x: &mut [E]) {
-    leaky_relu_backward(v, grad_y, grad_x, E::zero())
+    vectorized!({
+        for ((g, &dy), &v) in grad_x.iter_mut().zip(grad_y).zip(v) {
+            // A select, not a branch: `v > 0` is a coin flip on real activations. Not
+            // `0 * dy`, which would turn an infinite gradient on a dead unit into NaN.
+            *g = *g + if v > E::zero() { dy } else { E::zero() };
+        }
+    })
 }
 
 /// `grad_x += grad_y` where the input `v` is positive and `grad_x += slope * grad_y`
@@ -110,8 +116,11 @@ where
         let gy = scratch::copy_of(grads.get_or_alloc_mut(&y_id)?);
         // The input's copy is the mask (`x > 0` exactly where `y > 0`): keeping it costs no
         // pass, where reading the output back out of its tensor would.
-        let slope = slope.unwrap_or_else(F::zero);
-        leaky_relu_backward(&xv, &gy, grads.get_or_alloc_mut(&x_id)?, slope);
+        let gx = grads.get_or_alloc_mut(&x_id)?;
+        match slope {
+            None => relu_backward(&xv, &gy, gx),
+            Some(a) => leaky_relu_backward(&xv, &gy, gx, a),
+        }
         scratch::give(xv);
         scratch::give(gy);
         Ok(())
