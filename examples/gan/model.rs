@@ -82,22 +82,26 @@ pub struct DiscriminatorConfig {
 
 /// The cluster one-hots of a batch, `PACK` digits' to a row: `(n, PACK * CLUSTERS)` for
 /// `n` packs.
-pub type PackedClusters<D> = Tensor<(usize, Const<{ PACK * CLUSTERS }>), f32, D>;
+pub type PackedClusters<D, E = f32> = Tensor<(usize, Const<{ PACK * CLUSTERS }>), E, D>;
 
 /// The discriminator's logits, one per pack: `(n, 1)`.
-pub type Logits<D, T> = Tensor<(usize, Const<1>), f32, D, T>;
+pub type Logits<D, T, E = f32> = Tensor<(usize, Const<1>), E, D, T>;
 
-impl<D: KernelDevice<f32>> Discriminator<f32, D> {
+impl<E, D> Discriminator<E, D>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: KernelDevice<E>,
+{
     /// Judges `n` packs of digits of the given clusters in training mode (batch
     /// statistics).
     ///
     /// # Shapes
     /// `(n, PACK, 28, 28)` and `(n, PACK * CLUSTERS) -> (n, 1)`.
-    pub fn judge<T: Tape<f32, D> + Merge<T>>(
+    pub fn judge<T: Tape<E, D> + Merge<T>>(
         &mut self,
-        packs: Tensor<(usize, Const<PACK>, Const<28>, Const<28>), f32, D, T>,
-        clusters: PackedClusters<D>,
-    ) -> Result<Logits<D, T>, D::Err> {
+        packs: Tensor<(usize, Const<PACK>, Const<28>, Const<28>), E, D, T>,
+        clusters: PackedClusters<D, E>,
+    ) -> Result<Logits<D, T, E>, D::Err> {
         let n = packs.shape().0;
         let features = self.features.try_forward_mut(packs)?;
         // The projection records on tapes of its own; the sum below merges them back.
@@ -118,4 +122,87 @@ pub fn discriminator<D: KernelDevice<f32>>(dev: &D) -> Result<Discriminator<f32,
     d.features.act1.negative_slope = 0.2;
     d.features.act2.negative_slope = 0.2;
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The logit's gradients through both paths (the linear score and the projection of
+    /// the clusters) against central finite differences in f64, for weights of the features,
+    /// the linear score and the projection.
+    #[test]
+    fn judge_gradients_match_finite_differences() {
+        let dev = Cpu::default();
+        let mut d = DiscriminatorConfig::try_build_on_device(&dev).unwrap();
+        let packs: Tensor<(usize, Const<PACK>, Const<28>, Const<28>), f64, Cpu> =
+            dev.sample_normal_like(&(3, Const, Const, Const));
+        let mut one_hot = vec![0.0; 3 * PACK * CLUSTERS];
+        for (i, cluster) in [4, 17, 4, 99, 0, 52].into_iter().enumerate() {
+            one_hot[i * CLUSTERS + cluster] = 1.0;
+        }
+        let clusters: PackedClusters<Cpu, f64> = dev.tensor_from_vec(one_hot, (3, Const));
+        let weights = dev.tensor_from_vec(vec![0.7, -1.3, 0.4], (3, Const::<1>));
+        let loss = |d: &mut Discriminator<f64, Cpu>| -> f64 {
+            let logits = d.judge(packs.clone(), clusters.clone()).unwrap();
+            (logits * weights.clone()).sum::<Rank0, _>().array()
+        };
+        let grads = {
+            let logits = d.judge(packs.leaky_trace(), clusters.clone()).unwrap();
+            (logits * weights.clone()).sum::<Rank0, _>().backward()
+        };
+        let project = grads.get(&d.project.weight).as_vec();
+        let classify = grads.get(&d.classify.weight).as_vec();
+        let down1 = grads.get(&d.features.down1.weight).as_vec();
+        // A small step, so that no leaky ReLU's input crosses 0 between the two sides.
+        let h = 1e-7;
+        type Read = dyn Fn(&mut Discriminator<f64, Cpu>) -> Vec<f64>;
+        type Write = dyn Fn(&mut Discriminator<f64, Cpu>, &[f64]);
+        let mut check = |name: &str, analytic: &[f64], index: usize, get: &Read, set: &Write| {
+            let base = get(&mut d);
+            let mut plus = base.clone();
+            plus[index] += h;
+            set(&mut d, &plus);
+            let up = loss(&mut d);
+            let mut minus = base.clone();
+            minus[index] -= h;
+            set(&mut d, &minus);
+            let down = loss(&mut d);
+            set(&mut d, &base);
+            let numeric = (up - down) / (2.0 * h);
+            assert!(
+                (analytic[index] - numeric).abs() <= 1e-5 * (1.0 + numeric.abs()),
+                "{name}[{index}]: backward {} against finite differences {numeric}",
+                analytic[index]
+            );
+        };
+        // Columns 4 and CLUSTERS + 17 of row 0 are the first pack's clusters; row 5's too.
+        for index in [4, CLUSTERS + 17, 5 * 2 * CLUSTERS + 4] {
+            check(
+                "project.weight",
+                &project,
+                index,
+                &|d| d.project.weight.as_vec(),
+                &|d, v| d.project.weight.copy_from(v),
+            );
+        }
+        for index in [0, 3000] {
+            check(
+                "classify.weight",
+                &classify,
+                index,
+                &|d| d.classify.weight.as_vec(),
+                &|d, v| d.classify.weight.copy_from(v),
+            );
+        }
+        for index in [0, 77, 1000] {
+            check(
+                "features.down1.weight",
+                &down1,
+                index,
+                &|d| d.features.down1.weight.as_vec(),
+                &|d, v| d.features.down1.weight.copy_from(v),
+            );
+        }
+    }
 }
