@@ -154,7 +154,9 @@ pub struct Softplus;
 /// `x` for `x >= 0`, `negative_slope * x` otherwise.
 ///
 /// PyTorch equivalent: `torch.nn.LeakyReLU(negative_slope=0.01)`; built modules
-/// start with PyTorch's default slope, set the field to change it.
+/// start with PyTorch's default slope, set the field to change it. Taped on the CPU it is
+/// one fused pass each way, and its gradient at exactly 0 is the slope, as PyTorch's; on
+/// other devices it is dfdx's `prelu`, whose gradient at 0 is 1.
 ///
 /// # Shapes
 /// Any shape, unchanged.
