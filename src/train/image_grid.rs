@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use std::fmt::Write;
 use std::path::Path;
 
-/// Width of the row-label column, in drawn pixels.
+/// Width of the row-label column, in drawn pixels, when a row has a label.
 const LABEL_WIDTH: usize = 132;
 /// Space around the grid and between images, in drawn pixels.
 const MARGIN: usize = 8;
@@ -99,21 +99,34 @@ impl ImageGrid {
         Ok(self)
     }
 
-    /// The drawing's `(width, height)` in pixels.
+    /// The drawing's `(width, height)` in pixels; the label column takes no room when
+    /// every label is empty.
     ///
     /// ```
     /// let mut grid = shapesafe::train::ImageGrid::new(28, 28);
+    /// grid.push_row("", vec![vec![0.0; 784]; 2])?;
+    /// assert_eq!(grid.size(), (8 + 2 * 84 + 4 + 8, 8 + 84 + 8));
     /// grid.push_row("a", vec![vec![0.0; 784]; 2])?;
-    /// assert_eq!(grid.size(), (132 + 8 + 2 * 84 + 4 + 8, 8 + 84 + 8));
+    /// assert_eq!(grid.size(), (132 + 8 + 2 * 84 + 4 + 8, 8 + 2 * 84 + 4 + 8));
     /// # Ok::<(), shapesafe::Error>(())
     /// ```
     pub fn size(&self) -> (usize, usize) {
         let columns = self.rows.iter().map(|r| r.images.len()).max().unwrap_or(0);
         let (cell_w, cell_h) = (self.width * self.scale, self.height * self.scale);
-        let width = LABEL_WIDTH + 2 * MARGIN + columns * cell_w + columns.saturating_sub(1) * GAP;
+        let width =
+            self.label_width() + 2 * MARGIN + columns * cell_w + columns.saturating_sub(1) * GAP;
         let height =
             2 * MARGIN + self.rows.len() * cell_h + self.rows.len().saturating_sub(1) * GAP;
         (width, height)
+    }
+
+    /// The label column's width: none when no row has a label.
+    fn label_width(&self) -> usize {
+        if self.rows.iter().all(|r| r.label.is_empty()) {
+            0
+        } else {
+            LABEL_WIDTH
+        }
     }
 
     /// The grid as an SVG document.
@@ -133,6 +146,7 @@ impl ImageGrid {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13" shape-rendering="crispEdges">"#
         );
         let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let label_width = self.label_width();
         for (r, row) in self.rows.iter().enumerate() {
             let top = MARGIN + r * (cell_h + GAP);
             let _ = writeln!(
@@ -142,7 +156,7 @@ impl ImageGrid {
                 escape(&row.label)
             );
             for (c, image) in row.images.iter().enumerate() {
-                let left = MARGIN + LABEL_WIDTH + c * (cell_w + GAP);
+                let left = MARGIN + label_width + c * (cell_w + GAP);
                 let _ = writeln!(
                     out,
                     r#"<rect x="{left}" y="{top}" width="{cell_w}" height="{cell_h}" fill="black"/>"#
@@ -278,7 +292,8 @@ mod tests {
     fn png_pixels_are_the_image_values() {
         let mut grid = ImageGrid::new(2, 2);
         grid.scale = 5;
-        grid.push_row("", vec![vec![0.0, 1.0, 0.5, 2.0]]).unwrap();
+        grid.push_row("row", vec![vec![0.0, 1.0, 0.5, 2.0]])
+            .unwrap();
         let png = grid.to_png().unwrap();
         let pixmap = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
         let at = |image_y: usize, image_x: usize| {
@@ -288,6 +303,19 @@ mod tests {
         };
         assert_eq!([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], [0, 255, 128, 255]);
         // Outside the images the page is white.
+        assert_eq!(pixmap.pixel(1, 1).unwrap().red(), 255);
+    }
+
+    #[test]
+    fn unlabelled_rows_start_at_the_margin() {
+        let mut grid = ImageGrid::new(1, 1);
+        grid.scale = 5;
+        grid.push_row("", vec![vec![0.0]]).unwrap();
+        let pixmap = resvg::tiny_skia::Pixmap::decode_png(&grid.to_png().unwrap()).unwrap();
+        assert_eq!(pixmap.width() as usize, 2 * MARGIN + 5);
+        // The black image, right after the margin, where a label column would be white.
+        let x = (MARGIN + 2) as u32;
+        assert_eq!(pixmap.pixel(x, x).unwrap().red(), 0);
         assert_eq!(pixmap.pixel(1, 1).unwrap().red(), 255);
     }
 
