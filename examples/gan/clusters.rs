@@ -20,7 +20,7 @@ pub fn kmeans(pixels: &[u8], k: usize, seed: u64) -> Vec<usize> {
     const P: usize = 784;
     let n = pixels.len() / P;
     let k = k.min(n);
-    let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    let scaled = |p: u8| p as f32 / 255.0;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut picked = Vec::with_capacity(k);
     while picked.len() < k {
@@ -31,10 +31,14 @@ pub fn kmeans(pixels: &[u8], k: usize, seed: u64) -> Vec<usize> {
     }
     let mut centres: Vec<f32> = picked
         .iter()
-        .flat_map(|&i| x[i * P..(i + 1) * P].iter().copied())
+        .flat_map(|&i| pixels[i * P..(i + 1) * P].iter().map(|&p| scaled(p)))
         .collect();
     let dev = Cpu::default();
-    let images = dev.tensor_from_vec(x.clone(), (n, Const::<P>));
+    // The only f32 copy of the pixels; the centre updates read the bytes.
+    let images = dev.tensor_from_vec(
+        pixels[..n * P].iter().map(|&p| scaled(p)).collect(),
+        (n, Const::<P>),
+    );
     let mut assigned = vec![usize::MAX; n];
     for _ in 0..ITERATIONS {
         // |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every centre.
@@ -62,9 +66,9 @@ pub fn kmeans(pixels: &[u8], k: usize, seed: u64) -> Vec<usize> {
             counts[a] += 1;
             for (s, &v) in sums[a * P..(a + 1) * P]
                 .iter_mut()
-                .zip(&x[i * P..(i + 1) * P])
+                .zip(&pixels[i * P..(i + 1) * P])
             {
-                *s += v as f64;
+                *s += scaled(v) as f64;
             }
         }
         for (j, &count) in counts.iter().enumerate() {

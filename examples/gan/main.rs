@@ -136,12 +136,12 @@ struct Latent<D: KernelDevice<f32>> {
     clusters: PackedClusters<D>,
 }
 
-/// The latent codes of `clusters.len()` samples, row `i` with noise `noise[i]` and cluster
-/// `clusters[i]`.
-fn latent<D: KernelDevice<f32>>(dev: &D, noise: &[Vec<f32>], clusters: &[usize]) -> Latent<D> {
+/// The latent codes of `clusters.len()` samples, row `i` with standard-normal noise drawn
+/// from `rng` and cluster `clusters[i]`.
+fn latent<D: KernelDevice<f32>>(dev: &D, rng: &mut StdRng, clusters: &[usize]) -> Latent<D> {
     let mut input = Vec::with_capacity(clusters.len() * LATENT);
-    for (&cluster, noise) in clusters.iter().zip(noise) {
-        input.extend_from_slice(noise);
+    for &cluster in clusters {
+        input.extend((0..NOISE).map(|_| rng.sample::<f32, _>(StandardNormal)));
         input.extend((0..CLUSTERS).map(|k| if k == cluster { 1.0 } else { 0.0 }));
     }
     Latent {
@@ -160,13 +160,6 @@ fn packed_one_hot<D: KernelDevice<f32>>(dev: &D, clusters: &[usize]) -> PackedCl
     dev.tensor_from_vec(one_hot, (packs, Const))
 }
 
-/// `n` samples of noise.
-fn noise(rng: &mut StdRng, n: usize) -> Vec<Vec<f32>> {
-    (0..n)
-        .map(|_| (0..NOISE).map(|_| rng.sample(StandardNormal)).collect())
-        .collect()
-}
-
 /// `n` latent codes from the prior: the cluster of a training digit drawn at random (so
 /// clusters come as often as in the data), standard-normal noise.
 fn prior<D: KernelDevice<f32>>(
@@ -178,7 +171,7 @@ fn prior<D: KernelDevice<f32>>(
     let clusters: Vec<usize> = (0..n)
         .map(|_| assigned[rng.gen_range(0..assigned.len())])
         .collect();
-    latent(dev, &noise(rng, n), &clusters)
+    latent(dev, rng, &clusters)
 }
 
 type Images<D> = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, D>;
@@ -352,12 +345,8 @@ fn run<D: KernelDevice<f32>>(args: Args, dev: D) -> Result<()> {
     let mut d_opt = Adam::new(&d, adam);
     let mut rng = StdRng::seed_from_u64(args.seed);
     // The grid: one sample of each cluster.
-    let fixed = latent(
-        &dev,
-        &noise(&mut rng, GRID * GRID),
-        &(0..GRID * GRID).map(|i| i % CLUSTERS).collect::<Vec<_>>(),
-    )
-    .input;
+    let grid_clusters: Vec<usize> = (0..GRID * GRID).map(|i| i % CLUSTERS).collect();
+    let fixed = latent(&dev, &mut rng, &grid_clusters).input;
     let mut g_grads = g.try_alloc_grads().map_err(Error::device)?;
     let mut d_grads = d.try_alloc_grads().map_err(Error::device)?;
     let mut stats = Vec::new();

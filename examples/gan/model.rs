@@ -158,6 +158,8 @@ mod tests {
         let h = 1e-7;
         type Read = dyn Fn(&mut Discriminator<f64, Cpu>) -> Vec<f64>;
         type Write = dyn Fn(&mut Discriminator<f64, Cpu>, &[f64]);
+        /// A parameter: its name, its gradient, the entries checked, a read and a write.
+        type Case<'a> = (&'a str, &'a [f64], &'a [usize], &'a Read, &'a Write);
         let mut check = |name: &str, analytic: &[f64], index: usize, get: &Read, set: &Write| {
             let base = get(&mut d);
             let mut plus = base.clone();
@@ -177,32 +179,33 @@ mod tests {
             );
         };
         // Columns 4 and CLUSTERS + 17 of row 0 are the first pack's clusters; row 5's too.
-        for index in [4, CLUSTERS + 17, 5 * 2 * CLUSTERS + 4] {
-            check(
+        let cases: [Case; 3] = [
+            (
                 "project.weight",
                 &project,
-                index,
+                &[4, CLUSTERS + 17, 5 * 2 * CLUSTERS + 4],
                 &|d| d.project.weight.as_vec(),
                 &|d, v| d.project.weight.copy_from(v),
-            );
-        }
-        for index in [0, 3000] {
-            check(
+            ),
+            (
                 "classify.weight",
                 &classify,
-                index,
+                &[0, 3000],
                 &|d| d.classify.weight.as_vec(),
                 &|d, v| d.classify.weight.copy_from(v),
-            );
-        }
-        for index in [0, 77, 1000] {
-            check(
+            ),
+            (
                 "features.down1.weight",
                 &down1,
-                index,
+                &[0, 77, 1000],
                 &|d| d.features.down1.weight.as_vec(),
                 &|d, v| d.features.down1.weight.copy_from(v),
-            );
+            ),
+        ];
+        for (name, analytic, indices, get, set) in cases {
+            for &index in indices {
+                check(name, analytic, index, get, set);
+            }
         }
     }
 }

@@ -61,15 +61,7 @@ pub fn leaky_relu_backward<E: Float>(v: &[E], grad_y: &[E], grad_x: &mut [E], sl
 pub(crate) fn try_relu<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     x: Tensor<S, E, D, T>,
 ) -> Result<Tensor<S, E, D, T>, D::Err> {
-    // Untaped, dfdx's op is already one pass, in place when the buffer is not shared.
-    if !has_cpu_kernel::<E, D>() || !T::OWNS_TAPE {
-        return x.try_relu();
-    }
-    run_shape_kernel(
-        x,
-        |x| on_cpu::<f32, S>(x, None),
-        |x| on_cpu::<f64, S>(x, None),
-    )
+    rectify(x, None)
 }
 
 /// `x` where `x > 0`, `negative_slope * x` elsewhere, on the CPU kernel when the device and
@@ -78,13 +70,26 @@ pub(crate) fn try_leaky_relu<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     x: Tensor<S, E, D, T>,
     negative_slope: f64,
 ) -> Result<Tensor<S, E, D, T>, D::Err> {
+    rectify(x, Some(negative_slope))
+}
+
+/// ReLU (`slope` `None`) or LeakyReLU: the CPU kernel when taped on a device and dtype that
+/// have one, else dfdx's op (untaped, dfdx's `relu` is already one pass, in place when the
+/// buffer is not shared).
+fn rectify<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
+    x: Tensor<S, E, D, T>,
+    slope: Option<f64>,
+) -> Result<Tensor<S, E, D, T>, D::Err> {
     if !has_cpu_kernel::<E, D>() || !T::OWNS_TAPE {
-        return x.try_prelu(E::from_f64(negative_slope).unwrap_or_default());
+        return match slope {
+            None => x.try_relu(),
+            Some(a) => x.try_prelu(E::from_f64(a).unwrap_or_default()),
+        };
     }
     run_shape_kernel(
         x,
-        |x| on_cpu::<f32, S>(x, Some(negative_slope as f32)),
-        |x| on_cpu::<f64, S>(x, Some(negative_slope)),
+        |x| on_cpu::<f32, S>(x, slope.map(|a| a as f32)),
+        |x| on_cpu::<f64, S>(x, slope),
     )
 }
 
